@@ -1,0 +1,35 @@
+#!/bin/sh
+# Make sure the system programs a target needs are installed.
+# Usage: scripts/system-deps.sh run|test
+# As root with apt-get, missing packages are installed; elsewhere this prints
+# exactly what to install and fails, so no test is ever skipped for a missing tool.
+set -eu
+
+need=""
+have_python_venv() { python3 -c "import ensurepip, venv" >/dev/null 2>&1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+have python3 && have_python_venv || need="$need python3 python3-venv"
+if [ "${1:-run}" = "test" ]; then
+    have redis-server || need="$need redis-server"
+    { [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ]; } || need="$need postgresql"
+fi
+
+[ -z "$need" ] && exit 0
+
+if [ "$(id -u)" = "0" ] && have apt-get; then
+    echo "Installing system packages:$need"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
+    # Debian starts services it installs; the tests run their own copies.
+    for service in redis-server postgresql; do
+        if have systemctl; then systemctl stop "$service" >/dev/null 2>&1 || true; fi
+        service "$service" stop >/dev/null 2>&1 || true
+    done
+    exit 0
+fi
+
+echo "Missing system packages:$need" >&2
+echo "Install them with:  sudo apt-get install$need" >&2
+exit 1

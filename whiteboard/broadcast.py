@@ -1,0 +1,40 @@
+"""Channel-layer events sent to a board's group.
+
+Event types are fixed here, never taken from a client: Channels turns an event's
+`type` into a handler name on every consumer in the group.
+"""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from .models import board_group
+
+OPS = "board.ops"
+VOLATILE = "board.volatile"
+JOINED = "board.joined"
+LEFT = "board.left"
+META = "board.meta"
+KICK = "board.kick"
+
+
+def ops_event(frame, first, last):
+    # The frame is encoded once per batch; receivers forward the text as is.
+    return {"type": OPS, "first": first, "last": last, "text": frame}
+
+
+def meta_event(board):
+    return {"type": META, "title": board.title, "locked": board.locked}
+
+
+def publish(slug, event):
+    """Send an event to a board's group from synchronous code (admin, commands)."""
+    async_to_sync(get_channel_layer().group_send)(board_group(slug), event)
+
+
+def publish_ops(slug, frame, first, last):
+    if frame is not None:
+        publish(slug, ops_event(frame, first, last))
+
+
+def publish_board(board):
+    publish(board.slug, meta_event(board))

@@ -1,0 +1,400 @@
+"""Applying ops to one board: the rules of add, update, delete, clear, undo, redo.
+
+A `Batch` runs inside one transaction that holds the board's write lock, so seqs
+are assigned without gaps or races, even across server processes. Every op is
+checked completely before it mutates anything: a refused op changes nothing.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from . import protocol as p
+from .identity import Author
+from .models import Element, History, Op
+
+ELEMENT_FIELDS = ("v", "deleted", "body", "field_v")
+
+
+def dumps(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def element_json(row):
+    """The full element as clients see it: the stored body plus its `v`."""
+    return f'{row.body[:-1]},"v":{row.v}}}'
+
+
+@dataclass
+class OpRequest:
+    """An op as it reached the server, with the checks already made on arrival."""
+
+    cid: str
+    kind: str
+    author: Author
+    op: object = None
+    error: p.ProtocolError | None = None
+    rate_limited: bool = False
+
+
+@dataclass
+class Outcome:
+    """What became of one request: committed seqs, an ack, or an error."""
+
+    cid: str
+    first: int | None = None
+    last: int | None = None
+    ack: bool = False
+    error: p.ProtocolError | None = None
+
+
+@dataclass
+class Change:
+    """One op entry to produce: `delete` ids, `update` fields, or `add` a row back."""
+
+    op: str
+    ids: list = field(default_factory=list)
+    fields: dict = field(default_factory=dict)
+    row: Element | None = None
+
+
+class Batch:
+    """Applies a sequence of requests to a locked board and collects the log."""
+
+    def __init__(self, board, limits, committed):
+        self.board = board
+        self.limits = limits
+        self.seq = board.seq
+        self.live = board.live_elements
+        self.first_seq = board.seq + 1
+        self.committed = committed  # cid -> last seq, from the log
+        self.rows = {}  # element id -> Element or None (known absent)
+        self.new_rows = []
+        self.dirty = {}
+        self.new_ops = []
+        self.entry_texts = []
+        self.redo_emptied = set()
+
+    # -- entry point ---------------------------------------------------------
+
+    def handle(self, req):
+        if req.cid in self.committed:
+            return Outcome(req.cid, last=self.committed[req.cid], ack=True)
+        try:
+            self.check(req)
+            first = self.seq + 1
+            getattr(self, f"apply_{req.kind}")(req)
+        except p.ProtocolError as exc:
+            exc.cid = req.cid
+            return Outcome(req.cid, error=exc)
+        self.committed[req.cid] = self.seq
+        return Outcome(req.cid, first=first, last=self.seq)
+
+    def check(self, req):
+        if req.rate_limited:
+            raise p.RateLimited(
+                f"More than {self.limits.ops_per_second} ops per second: "
+                "this op was not applied; send it again a little later."
+            )
+        if not req.author.moderator:
+            if req.author.role == "viewer":
+                raise p.Forbidden("You can view this board but not change it.")
+            if self.board.locked:
+                raise p.Forbidden("This board is locked: nobody can change it.")
+        if req.error is not None:
+            raise req.error
+
+    # -- element rows --------------------------------------------------------
+
+    def prefetch(self, ids):
+        missing = [i for i in ids if i not in self.rows]
+        for i in missing:
+            self.rows[i] = None
+        if missing:
+            for row in Element.objects.filter(board=self.board, element_id__in=missing):
+                self.rows[row.element_id] = row
+
+    def row(self, element_id):
+        self.prefetch([element_id])
+        return self.rows[element_id]
+
+    def live_row(self, element_id):
+        row = self.row(element_id)
+        return row if row is not None and not row.deleted else None
+
+    def touch(self, row):
+        if row.pk is not None:
+            self.dirty[row.pk] = row
+
+    # -- the log -------------------------------------------------------------
+
+    def next_seq(self):
+        self.seq += 1
+        return self.seq
+
+    def entry(self, req, seq, op, **fields):
+        author = req.author
+        head = {"op": op, "seq": seq, "cid": req.cid, "sid": author.sid}
+        return {**head, "by": author.by, **fields}
+
+    def record(self, req, entries, *, undo=None):
+        text = dumps(entries)
+        author = req.author
+        self.new_ops.append(
+            Op(
+                board=self.board,
+                seq=entries[0]["seq"] if entries else self.seq,
+                last_seq=self.seq,
+                cid=req.cid,
+                kind=req.kind,
+                author_id=author.user_id,
+                by=author.by,
+                sid=author.sid,
+                actor=author.actor,
+                entries=text,
+                undo=dumps(undo) if undo is not None else "",
+                history=History.DONE if undo is not None else History.NONE,
+                applied_seq=entries[0]["seq"] if undo is not None else None,
+            )
+        )
+        if entries:
+            self.entry_texts.append(text[1:-1])
+
+    def empty_redo(self, actor):
+        """A new op empties its author's redo list."""
+        if actor in self.redo_emptied:
+            return
+        Op.objects.filter(board=self.board, actor=actor, history=History.UNDONE).update(
+            history=History.DROPPED
+        )
+        self.redo_emptied.add(actor)
+
+    # -- the four plain ops ----------------------------------------------------
+
+    def apply_add(self, req):
+        element = req.op.element
+        if self.row(element["id"]) is not None:
+            raise p.Exists(
+                f"An element with id {element['id']!r} exists or existed on this "
+                "board; ids are never reused. Choose a new id."
+            )
+        self.ensure_room(1)
+        seq = self.next_seq()
+        body = {**element, "by": req.author.by}
+        row = Element(
+            board=self.board,
+            element_id=element["id"],
+            kind=element["kind"],
+            z=seq,
+            v=seq,
+            body=dumps(body),
+        )
+        self.rows[row.element_id] = row
+        self.new_rows.append(row)
+        self.live += 1
+        full = {**body, "v": seq}
+        self.finish_user_op(
+            req, [self.entry(req, seq, "add", element=full)], row.element_id
+        )
+
+    def apply_update(self, req):
+        op = req.op
+        row = self.live_row(op.id)
+        if row is None:
+            raise p.NotFound(f"There is no element {op.id!r} on this board.")
+        p.check_update_for_kind(row.kind, op.set, req.cid)
+        body = json.loads(row.body)
+        before = {name: body.get(name) for name in op.set}
+        seq = self.next_seq()
+        self.set_fields(row, body, op.set, seq)
+        entry = self.entry(req, seq, "update", id=op.id, set=op.set)
+        undo = {"id": op.id, "set": op.set, "before": before}
+        self.record(req, [entry], undo=undo)
+        self.empty_redo(req.author.actor)
+
+    def apply_delete(self, req):
+        self.prefetch(req.op.ids)
+        ids = [i for i in req.op.ids if self.live_row(i) is not None]
+        if not ids:
+            raise p.NotFound("None of these elements is on the board.")
+        seq = self.next_seq()
+        self.erase(ids, seq)
+        entry = self.entry(req, seq, "delete", ids=ids)
+        self.record(req, [entry], undo={"ids": ids})
+        self.empty_redo(req.author.actor)
+
+    def apply_clear(self, req):
+        seq = self.next_seq()
+        self.flush()
+        live = Element.objects.live().filter(board=self.board)
+        ids = list(live.order_by("z").values_list("element_id", flat=True))
+        live.update(deleted=True, v=seq)
+        for row in self.rows.values():
+            if row is not None and not row.deleted:
+                row.deleted, row.v = True, seq
+        self.live = 0
+        entry = self.entry(req, seq, "clear")
+        undo = {"ids": ids} if req.author.sid is not None else None
+        self.record(req, [entry], undo=undo)
+        if undo is not None:
+            self.empty_redo(req.author.actor)
+
+    def finish_user_op(self, req, entries, element_id):
+        self.record(req, entries, undo={"id": element_id})
+        self.empty_redo(req.author.actor)
+
+    # -- mutations shared by ops, undo and redo ---------------------------------
+
+    def ensure_room(self, count):
+        if self.live + count > self.limits.max_elements:
+            raise p.BoardFull(
+                f"The board already holds {self.live} elements; the limit is "
+                f"{self.limits.max_elements}. Delete something first."
+            )
+
+    def set_fields(self, row, body, values, seq):
+        body.update(values)
+        versions = json.loads(row.field_v)
+        versions.update(dict.fromkeys(values, seq))
+        row.body, row.field_v, row.v = dumps(body), dumps(versions), seq
+        self.touch(row)
+
+    def erase(self, ids, seq):
+        for element_id in ids:
+            row = self.rows[element_id]
+            row.deleted, row.v = True, seq
+            self.touch(row)
+        self.live -= len(ids)
+
+    def restore(self, row, seq):
+        row.deleted, row.v = False, seq
+        self.touch(row)
+        self.live += 1
+
+    # -- undo and redo ---------------------------------------------------------
+
+    def apply_undo(self, req):
+        self.replay_history(req, undo=True)
+
+    def apply_redo(self, req):
+        self.replay_history(req, undo=False)
+
+    def replay_history(self, req, *, undo):
+        """Undo (or redo) the author's latest entry that still has an effect."""
+        self.flush()
+        state = History.DONE if undo else History.UNDONE
+        order = "-seq" if undo else "seq"
+        skipped = []
+        candidates = Op.objects.filter(
+            board=self.board, actor=req.author.actor, history=state
+        ).order_by(order)
+        while chunk := list(candidates[len(skipped) : len(skipped) + 50]):
+            for entry in chunk:
+                changes = self.plan(entry, undo=undo)
+                if changes:
+                    self.apply_changes(req, entry, changes, undo=undo)
+                    self.drop(skipped)
+                    return
+                skipped.append(entry.pk)
+        if undo:
+            raise p.NothingToUndo(
+                "There is nothing of yours left to undo on this board."
+            )
+        raise p.NothingToRedo("There is nothing of yours left to redo on this board.")
+
+    def drop(self, pks):
+        if pks:
+            Op.objects.filter(pk__in=pks).update(history=History.DROPPED)
+
+    def plan(self, entry, *, undo):
+        data = json.loads(entry.undo)
+        if entry.kind == p.ADD:
+            return self.plan_add(data["id"], entry.applied_seq, undo=undo)
+        if entry.kind == p.UPDATE:
+            values = data["before"] if undo else data["set"]
+            return self.plan_update(data["id"], values, entry.applied_seq)
+        return self.plan_erase(data["ids"], entry.applied_seq, undo=undo)
+
+    def plan_add(self, element_id, applied_seq, *, undo):
+        row = self.row(element_id)
+        if undo:
+            return [Change("delete", ids=[element_id])] if self.is_live(row) else []
+        if row is not None and row.deleted and row.v == applied_seq:
+            return [Change("add", row=row)]
+        return []
+
+    def plan_update(self, element_id, values, applied_seq):
+        """Revert only the fields whose last writer is still this entry."""
+        row = self.live_row(element_id)
+        if row is None:
+            return []
+        versions = json.loads(row.field_v)
+        fields = {
+            k: v for k, v in values.items() if versions.get(k, row.z) == applied_seq
+        }
+        return [Change("update", ids=[element_id], fields=fields)] if fields else []
+
+    def plan_erase(self, ids, applied_seq, *, undo):
+        self.prefetch(ids)
+        if not undo:
+            live = [i for i in ids if self.is_live(self.rows[i])]
+            return [Change("delete", ids=live)] if live else []
+        rows = [self.rows[i] for i in ids]
+        back = [r for r in rows if r is not None and r.deleted and r.v == applied_seq]
+        back.sort(key=lambda r: r.z)
+        return [Change("add", row=r) for r in back]
+
+    @staticmethod
+    def is_live(row):
+        return row is not None and not row.deleted
+
+    def apply_changes(self, req, entry, changes, *, undo):
+        self.ensure_room(sum(1 for c in changes if c.op == "add"))
+        entries = [self.apply_change(req, change) for change in changes]
+        entry.history = History.UNDONE if undo else History.DONE
+        entry.applied_seq = entries[0]["seq"]
+        entry.save(update_fields=["history", "applied_seq"])
+        self.record(req, entries)
+        if undo:
+            self.redo_emptied.discard(req.author.actor)
+
+    def apply_change(self, req, change):
+        seq = self.next_seq()
+        if change.op == "delete":
+            self.erase(change.ids, seq)
+            return self.entry(req, seq, "delete", ids=change.ids)
+        if change.op == "update":
+            row = self.rows[change.ids[0]]
+            self.set_fields(row, json.loads(row.body), change.fields, seq)
+            return self.entry(req, seq, "update", id=row.element_id, set=change.fields)
+        self.restore(change.row, seq)
+        element = json.loads(element_json(change.row))
+        return self.entry(req, seq, "add", element=element)
+
+    # -- writing ---------------------------------------------------------------
+
+    def flush(self):
+        """Write what the batch changed so far, so that queries below see it."""
+        if self.new_rows:
+            Element.objects.bulk_create(self.new_rows)
+            self.new_rows = []
+        if self.dirty:
+            Element.objects.bulk_update(
+                self.dirty.values(), ELEMENT_FIELDS, batch_size=500
+            )
+            self.dirty = {}
+        if self.new_ops:
+            Op.objects.bulk_create(self.new_ops)
+            self.new_ops = []
+
+    def finish(self):
+        self.flush()
+        if self.seq != self.board.seq:
+            self.board.seq = self.seq
+            self.board.live_elements = self.live
+            self.board.save(update_fields=["seq", "live_elements", "changed_at"])
+
+    def frame(self):
+        """The one `ops` frame that carries everything this batch committed."""
+        if not self.entry_texts:
+            return None
+        return '{"type":"ops","ops":[' + ",".join(self.entry_texts) + "]}"

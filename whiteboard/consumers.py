@@ -1,0 +1,443 @@
+"""The board WebSocket: transport only.
+
+Frames are decoded and validated by `protocol`, ops are committed by the board's
+`hub`, and what other connections do reaches this one as `board.*` group events.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import broadcast, protocol, selectors, services
+from .access import Refusal
+from .changes import OpRequest
+from .hub import registry
+from .identity import new_sid
+from .models import board_group
+from .protocol import encode
+
+logger = logging.getLogger(__name__)
+
+admit = database_sync_to_async(services.board_admit)
+join = database_sync_to_async(services.board_join)
+leave = database_sync_to_async(services.presence_leave)
+missing_ops = database_sync_to_async(selectors.ops_gap)
+
+REFUSALS_ALLOWED = 100
+REFUSAL_WINDOW = 60.0
+GAP_WAIT = 0.5
+SHUTDOWN_DRAIN = 3.0
+SHUTDOWN_CLOSE_WAIT = 2.0
+
+
+def current_limits():
+    return protocol.Limits(**settings.WHITEBOARD_LIMITS)
+
+
+def since_from(scope):
+    """The `since` query value, or None when it is absent or not a valid seq."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("since")
+    if values and values[-1].isdigit() and values[-1].isascii():
+        return int(values[-1])
+    return None
+
+
+class TokenBucket:
+    """`rate` tokens per second, holding at most `rate`: the per-connection op limit."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.tokens = float(rate)
+        self.stamp = time.monotonic()
+
+    def take(self):
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def give_back(self):
+        self.tokens = min(self.rate, self.tokens + 1)
+
+
+class BoardConsumer(AsyncWebsocketConsumer):
+    hub = None
+    joined = False
+    left = False
+    closing = False
+    heartbeat_timer = gap_timer = cursor_timer = None
+
+    # == connection lifecycle ====================================================
+
+    async def __call__(self, scope, receive, send):
+        self.raw_receive = receive
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # daphne cancels applications when it stops (SIGTERM/SIGINT).
+            await self.shut_down()
+            raise
+
+    async def connect(self):
+        self.limits = current_limits()
+        self.sid = new_sid()
+        self.slug = self.scope["url_route"]["kwargs"]["slug"]
+        self.group = board_group(self.slug)
+        try:
+            admission = await admit(
+                slug=self.slug,
+                user=self.scope.get("user"),
+                session=self.scope.get("session"),
+                sid=self.sid,
+            )
+        except Refusal as refusal:
+            await self.refuse_connection(refusal)
+            return
+        await self.accept()
+        # Join the group before reading the state, so that no op falls between.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.joined = True
+        await self.start_session(admission)
+
+    async def refuse_connection(self, refusal):
+        self.closing = True
+        await self.accept()
+        await self.send(text_data=encode(refusal.frame()))
+        await self.close(code=refusal.close_code)
+
+    async def start_session(self, admission):
+        self.author = admission.author
+        self.role = admission.role
+        state = await join(
+            admission=admission,
+            channel_name=self.channel_name,
+            server=registry().server,
+            since=since_from(self.scope),
+            limits=self.limits,
+            max_replay=settings.WHITEBOARD_MAX_REPLAY,
+        )
+        self.board_id = state.board_id
+        self.locked = state.welcome["board"]["locked"]
+        self.title = state.welcome["board"]["title"]
+        self.peers = {user["sid"] for user in state.welcome["users"]}
+        self.delivered = state.seq
+        self.early = {}
+        self.gap_timer = None
+        self.bucket = TokenBucket(self.limits.ops_per_second)
+        self.refusals = deque(maxlen=REFUSALS_ALLOWED + 1)
+        self.cursor_items = {}
+        self.cursor_timer = None
+        self.cursor_sent = 0.0
+        await self.send(text_data=encode(state.welcome))
+        for frame in state.frames:
+            await self.send(text_data=frame)
+        self.hub = registry().hub(self.board_id, self.slug, self.limits)
+        self.hub.join(self)
+        self.watch_heartbeat()
+        you = state.welcome["you"]
+        await self.channel_layer.group_send(
+            self.group, {"type": broadcast.JOINED, "user": you}
+        )
+
+    async def disconnect(self, code):
+        await self.leave_board()
+
+    async def leave_board(self):
+        """Leave the group, the hub and the presence list, exactly once."""
+        if not self.joined or self.left:
+            return
+        self.left = True
+        for timer in (self.heartbeat_timer, self.gap_timer, self.cursor_timer):
+            if timer is not None:
+                timer.cancel()
+        if self.hub is not None:
+            self.hub.leave(self)
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.channel_layer.group_send(
+            self.group, {"type": broadcast.LEFT, "sid": self.sid}
+        )
+        await leave(sid=self.sid)
+
+    async def shut_down(self):
+        """The server is stopping: flush this connection's ops, say bye, close 1012."""
+        if self.joined and not self.left and not self.closing:
+            self.closing = True
+            if self.hub is not None:
+                await self.hub.drain(SHUTDOWN_DRAIN)
+            await self.send(text_data=encode({"type": "bye", "reason": "restart"}))
+            await self.close(code=protocol.CLOSE_RESTART)
+            await self.wait_for_close()
+        await self.leave_board()
+
+    async def wait_for_close(self):
+        """Give the client a moment to answer the close frame before the loop stops."""
+        try:
+            async with asyncio.timeout(SHUTDOWN_CLOSE_WAIT):
+                while (await self.raw_receive())["type"] != "websocket.disconnect":
+                    pass
+        except (TimeoutError, asyncio.CancelledError):
+            pass
+
+    async def fail_connection(self):
+        """Close with 1011 after an unexpected server error; the client reconnects."""
+        if self.closing:
+            return
+        self.closing = True
+        await self.leave_board()
+        await self.close(code=protocol.CLOSE_INTERNAL)
+
+    async def dispatch(self, message):
+        # Overrides Channels' dispatch, which hops to a thread to close stale DB
+        # connections before every message; database_sync_to_async does that
+        # where the ORM is actually used. Any unexpected error closes the socket
+        # cleanly (1011) after leaving the group, instead of leaving a ghost.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            logger.exception(
+                "Error handling %s on board %s (connection %s)",
+                message["type"],
+                getattr(self, "slug", "?"),
+                getattr(self, "sid", "?"),
+            )
+            await self.fail_connection()
+
+    # == client messages ==========================================================
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if not self.joined or self.closing:
+            return
+        self.last_frame = asyncio.get_running_loop().time()
+        if text_data is None:
+            await self.refuse(
+                protocol.BadMessage("Binary frames are not accepted: send JSON text.")
+            )
+            return
+        if self.too_big(text_data):
+            self.closing = True
+            await self.close(code=protocol.CLOSE_TOO_BIG)
+            return
+        try:
+            envelope = protocol.parse_envelope(text_data)
+            await self.handlers[envelope.type](self, envelope)
+        except protocol.ProtocolError as error:
+            await self.refuse(error)
+
+    def too_big(self, text):
+        limit = self.limits.max_frame_bytes
+        return len(text) > limit or (
+            len(text) * 4 > limit and len(text.encode("utf-8")) > limit
+        )
+
+    async def handle_op(self, envelope):
+        try:
+            op, error = protocol.validate(envelope, self.limits), None
+        except protocol.ProtocolError as exc:
+            op, error = None, exc
+        request = OpRequest(
+            cid=envelope.cid,
+            kind=envelope.type,
+            author=self.author,
+            op=op,
+            error=error,
+            rate_limited=not self.bucket.take(),
+        )
+        self.hub.submit(request, self)
+
+    async def handle_cursor(self, envelope):
+        cursor = protocol.validate(envelope, self.limits)
+        self.hub.cursor(self.sid, cursor.x, cursor.y)
+
+    async def handle_draft(self, envelope):
+        draft = protocol.validate(envelope, self.limits)
+        if self.role == "viewer":
+            raise protocol.Forbidden("You can view this board but not draw on it.")
+        if self.locked:
+            raise protocol.Forbidden("This board is locked: nobody can draw on it.")
+        self.hub.draft(self.sid, draft.element)
+
+    async def handle_ping(self, envelope):
+        ping = protocol.validate(envelope, self.limits)
+        await self.send(text_data=encode(protocol.pong_frame(ping)))
+
+    handlers = {
+        **dict.fromkeys(protocol.OP_TYPES, handle_op),
+        protocol.CURSOR: handle_cursor,
+        protocol.DRAFT: handle_draft,
+        protocol.PING: handle_ping,
+    }
+
+    async def op_outcome(self, request, outcome):
+        """Called by the hub after a batch: acks and errors go to the sender only."""
+        if outcome.ack:
+            if not request.rate_limited:
+                self.bucket.give_back()
+            await self.send_frame(
+                {"type": "ack", "cid": outcome.cid, "seq": outcome.last}
+            )
+        elif outcome.error is not None:
+            await self.refuse(outcome.error)
+
+    async def refuse(self, error):
+        """Send an error frame; the 101st within a minute also closes with 1008."""
+        await self.send_frame(error.frame())
+        now = time.monotonic()
+        self.refusals.append(now)
+        if (
+            len(self.refusals) > REFUSALS_ALLOWED
+            and now - self.refusals[0] <= REFUSAL_WINDOW
+        ):
+            self.closing = True
+            await self.leave_board()
+            await self.close(code=protocol.CLOSE_POLICY)
+
+    async def send_frame(self, frame):
+        if not self.left:
+            await self.send(text_data=encode(frame))
+
+    # == heartbeat ==================================================================
+
+    def watch_heartbeat(self):
+        loop = asyncio.get_running_loop()
+        self.last_frame = loop.time()
+        self.heartbeat_timer = loop.call_later(self.idle_limit(), self.check_heartbeat)
+
+    def idle_limit(self):
+        return 3 * self.limits.heartbeat_seconds
+
+    def check_heartbeat(self):
+        loop = asyncio.get_running_loop()
+        remaining = self.last_frame + self.idle_limit() - loop.time()
+        if remaining > 0:
+            self.heartbeat_timer = loop.call_later(remaining, self.check_heartbeat)
+            return
+        self.heartbeat_timer = None
+        loop.create_task(self.close_idle())
+
+    async def close_idle(self):
+        if self.closing or self.left:
+            return
+        self.closing = True
+        await self.leave_board()
+        await self.close(code=protocol.CLOSE_IDLE)
+
+    # == group events =================================================================
+
+    async def board_ops(self, event):
+        """Forward committed ops in seq order, with no gap and no repeat."""
+        first, last = event["first"], event["last"]
+        if last <= self.delivered or self.left:
+            return
+        if first > self.delivered + 1:
+            self.early[first] = event
+            self.wait_for_gap()
+            return
+        await self.send_ops(event)
+        while (queued := self.early.pop(self.delivered + 1, None)) is not None:
+            await self.send_ops(queued)
+        self.early = {k: v for k, v in self.early.items() if v["last"] > self.delivered}
+
+    async def send_ops(self, event):
+        text = event["text"]
+        if event["first"] <= self.delivered:
+            ops = [op for op in json.loads(text)["ops"] if op["seq"] > self.delivered]
+            text = encode({"type": "ops", "ops": ops})
+        await self.send(text_data=text)
+        self.delivered = event["last"]
+
+    def wait_for_gap(self):
+        """Another process's batch is late (or was lost): fetch it if it stays away."""
+        if self.gap_timer is None:
+            loop = asyncio.get_running_loop()
+            self.gap_timer = loop.call_later(GAP_WAIT, self.fill_gap_soon)
+
+    def fill_gap_soon(self):
+        self.gap_timer = None
+        if self.early and not self.left:
+            asyncio.get_running_loop().create_task(self.fill_gap())
+
+    async def fill_gap(self):
+        if not self.early:
+            return
+        upto = min(self.early) - 1
+        frames = await missing_ops(
+            board_id=self.board_id, after=self.delivered, upto=upto
+        )
+        for first, last, text in frames:
+            await self.board_ops({"first": first, "last": last, "text": text})
+        if self.early:
+            await self.board_ops(self.early.pop(min(self.early)))
+
+    async def board_volatile(self, event):
+        if self.left:
+            return
+        for sid, item in event["cursors"]:
+            if sid != self.sid:
+                self.cursor_items[sid] = item
+        for sid, frame in event["drafts"]:
+            if sid != self.sid:
+                await self.send(text_data=frame)
+        self.send_cursors_soon()
+
+    def send_cursors_soon(self):
+        """At most one `cursors` frame per 50 ms, whichever process sent them."""
+        if not self.cursor_items or self.cursor_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self.cursor_sent + 0.05 - loop.time()
+        if delay <= 0:
+            loop.create_task(self.send_cursors())
+        else:
+            self.cursor_timer = loop.call_later(delay, self.send_cursors_later)
+
+    def send_cursors_later(self):
+        self.cursor_timer = None
+        asyncio.get_running_loop().create_task(self.send_cursors())
+
+    async def send_cursors(self):
+        items, self.cursor_items = self.cursor_items, {}
+        if items and not self.left:
+            self.cursor_sent = asyncio.get_running_loop().time()
+            await self.send(
+                text_data='{"type":"cursors","cursors":['
+                + ",".join(items.values())
+                + "]}"
+            )
+
+    async def board_joined(self, event):
+        user = event["user"]
+        if user["sid"] != self.sid and user["sid"] not in self.peers and not self.left:
+            self.peers.add(user["sid"])
+            await self.send_frame({"type": "joined", "user": user})
+
+    async def board_left(self, event):
+        if event["sid"] in self.peers:
+            self.peers.discard(event["sid"])
+            await self.send_frame({"type": "left", "sid": event["sid"]})
+
+    async def board_meta(self, event):
+        self.title, self.locked = event["title"], event["locked"]
+        board = {
+            "slug": self.slug,
+            "title": self.title,
+            "role": self.role,
+            "locked": self.locked,
+        }
+        await self.send_frame({"type": "board", "board": board})

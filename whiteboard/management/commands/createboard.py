@@ -1,0 +1,35 @@
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from whiteboard import services
+
+
+class Command(BaseCommand):
+    help = "Create a board at /ws/boards/SLUG/ (public unless --private)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug", help="1 to 64 of a-z, 0-9 and -")
+        parser.add_argument("--title", default="", help="defaults to the slug")
+        parser.add_argument("--private", action="store_true", help="members only")
+        parser.add_argument("--owner", metavar="USERNAME", help="an existing user")
+
+    def handle(self, *args, slug, title, private, owner, **options):
+        owner_user = None
+        if owner:
+            User = get_user_model()
+            try:
+                owner_user = User.objects.get_by_natural_key(owner)
+            except User.DoesNotExist as exc:
+                raise CommandError(f"There is no user {owner!r}.") from exc
+        try:
+            board = services.board_create(
+                slug=slug, title=title, owner=owner_user, is_public=not private
+            )
+        except ValidationError as exc:
+            messages = "; ".join(
+                f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()
+            )
+            raise CommandError(messages) from exc
+        visibility = "private" if private else "public"
+        self.stdout.write(f"Created {visibility} board {board.slug!r} ({board.title}).")

@@ -1,0 +1,193 @@
+"""Boards, their elements and the append-only log of ops that changed them.
+
+An element's stored `body` is its JSON without `v`: the snapshot appends `v` from
+its own column, so serving a board never decodes and re-encodes every element.
+"""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+SLUG_VALIDATOR = RegexValidator(
+    r"^[a-z0-9-]{1,64}\Z", "Use 1 to 64 lowercase letters, digits or hyphens."
+)
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    EDITOR = "editor", "Editor"
+    VIEWER = "viewer", "Viewer"
+
+
+class BoardQuerySet(models.QuerySet):
+    def with_slug(self, slug):
+        return self.filter(slug=slug)
+
+
+class Board(models.Model):
+    slug = models.CharField(max_length=64, unique=True, validators=[SLUG_VALIDATOR])
+    title = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_boards",
+    )
+    is_public = models.BooleanField(
+        "public", default=True, help_text="Anyone with the link may open it."
+    )
+    visitor_role = models.CharField(
+        max_length=10,
+        choices=[(Role.EDITOR, "Editor"), (Role.VIEWER, "Viewer")],
+        default=Role.EDITOR,
+        help_text="What people who are not members may do on a public board.",
+    )
+    locked = models.BooleanField(
+        default=False, help_text="Nobody, the owner included, may change it."
+    )
+    seq = models.BigIntegerField(default=0, editable=False)
+    live_elements = models.IntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    objects = BoardQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-changed_at"]
+
+    def __str__(self):
+        return f"{self.title} ({self.slug})"
+
+    @property
+    def group_name(self):
+        return board_group(self.slug)
+
+
+def board_group(slug):
+    """The channel-layer group of one board; slugs are already group-name safe."""
+    return f"board.{slug}"
+
+
+class ElementQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(deleted=False)
+
+
+class Element(models.Model):
+    """The current state of one element, or its tombstone after a delete."""
+
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="elements")
+    element_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)
+    # Stacking order: the seq of the first add, kept when undo brings it back.
+    z = models.BigIntegerField()
+    v = models.BigIntegerField()
+    deleted = models.BooleanField(default=False)
+    body = models.TextField()
+    # JSON {field: seq} of fields changed by an update since the add; undo
+    # reverts a field only while the undone op is still its last writer.
+    field_v = models.TextField(default="{}")
+
+    objects = ElementQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["board", "element_id"], name="element_unique_id_per_board"
+            )
+        ]
+        indexes = [models.Index(fields=["board", "deleted", "z"], name="element_stack")]
+
+    def __str__(self):
+        return f"{self.kind} {self.element_id}"
+
+
+class History(models.TextChoices):
+    NONE = "", "not undoable"
+    DONE = "done", "done"
+    UNDONE = "undone", "undone"
+    DROPPED = "dropped", "dropped"
+
+
+class Op(models.Model):
+    """One committed client request: one or more consecutive seqs, one cid.
+
+    `entries` is the JSON array broadcast to clients, stored once and replayed
+    verbatim. The history fields are what undo and redo need.
+    """
+
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="ops")
+    seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField()
+    cid = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    by = models.CharField(max_length=150)
+    # null for ops made outside a socket, as the protocol says.
+    sid = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # Whose history this op belongs to: "user:<id>", "session:<hash>", "conn:<sid>".
+    actor = models.CharField(max_length=100)
+    entries = models.TextField()
+    undo = models.TextField(blank=True, default="")
+    history = models.CharField(
+        max_length=8, choices=History.choices, default=History.NONE, blank=True
+    )
+    # The seq of the op that last applied or reverted this history entry.
+    applied_seq = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["board", "seq"], name="op_unique_seq"),
+            models.UniqueConstraint(fields=["board", "cid"], name="op_unique_cid"),
+            models.CheckConstraint(
+                condition=Q(last_seq__gte=models.F("seq")), name="op_seq_range"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["board", "last_seq"], name="op_since"),
+            models.Index(
+                fields=["board", "actor", "history", "seq"], name="op_history"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} #{self.seq}"
+
+
+class PresenceQuerySet(models.QuerySet):
+    def on_board(self, board, *, fresh_after):
+        return self.filter(board=board, seen_at__gte=fresh_after).order_by("id")
+
+
+class Presence(models.Model):
+    """One open connection on a board, shared by every server process.
+
+    Each process refreshes `seen_at` of its rows, so rows left by a crashed
+    process stop counting after a few heartbeats.
+    """
+
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="presence")
+    sid = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=150)
+    color = models.CharField(max_length=7)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    server = models.CharField(max_length=64)
+    channel_name = models.CharField(max_length=200)
+    connected_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField()
+
+    objects = PresenceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "presence"
+
+    def __str__(self):
+        return f"{self.name} on {self.board_id}"

@@ -1,0 +1,619 @@
+"""The board wire protocol, version 1: message types, limits, errors, validation.
+
+Pure Python (neither Django nor Channels) so that every rule of the contract can be
+tested without a socket. A client frame is read in two phases, following the
+protocol's check order: parse_envelope() decodes it and checks `type` and `cid`
+cheaply, so that duplicates and rate limits are answered before validate() pays for
+checking every field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+# Client message types. Dispatch is a closed allow-list: a client's `type` is only
+# ever compared with these, never used as a handler or channel-layer event name.
+ADD = "add"
+UPDATE = "update"
+DELETE = "delete"
+CLEAR = "clear"
+UNDO = "undo"
+REDO = "redo"
+CURSOR = "cursor"
+DRAFT = "draft"
+PING = "ping"
+OP_TYPES = frozenset({ADD, UPDATE, DELETE, CLEAR, UNDO, REDO})
+CLIENT_TYPES = OP_TYPES | {CURSOR, DRAFT, PING}
+
+# Server message types (DRAFT is both a client and a server type).
+WELCOME = "welcome"
+SNAPSHOT = "snapshot"
+OPS = "ops"
+ACK = "ack"
+ERROR = "error"
+PONG = "pong"
+CURSORS = "cursors"
+JOINED = "joined"
+LEFT = "left"
+BOARD = "board"
+BYE = "bye"
+SERVER_TYPES = frozenset(
+    {WELCOME, SNAPSHOT, OPS, ACK, ERROR, PONG, CURSORS, DRAFT, JOINED, LEFT, BOARD, BYE}
+)
+
+KINDS = ("stroke", "line", "arrow", "rect", "ellipse", "text")
+STYLE_FIELDS = ("color", "width", "fill", "opacity")
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "stroke": ("points",),
+    "line": ("points",),
+    "arrow": ("points",),
+    "rect": ("w", "h"),
+    "ellipse": ("w", "h"),
+    "text": ("text", "size"),
+}
+
+# Always use .fullmatch(): `$` would also match before a trailing newline.
+ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+COLOR_RE = re.compile(r"#[0-9A-Fa-f]{6}")
+
+COORD_LIMIT = 1_000_000
+WIDTH_MIN, WIDTH_MAX = 1, 64
+OPACITY_MIN, OPACITY_MAX = 0.05, 1
+SIZE_MIN, SIZE_MAX = 1, 1000
+TEXT_MAX_CHARS = 2000
+MIN_POINTS, MIN_DRAFT_POINTS = 2, 1
+
+CLOSE_LOGIN_REQUIRED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_IDLE = 4408
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-server limits, announced to every client in its welcome frame."""
+
+    max_frame_bytes: int = 262144
+    max_points: int = 5000
+    max_elements: int = 50000
+    ops_per_second: int = 50
+    heartbeat_seconds: int = 20
+
+    def __post_init__(self) -> None:
+        # Fail at startup on a bad setting rather than on some client's frame.
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"Limits.{field.name} must be an int >= 1: {value!r}")
+
+    def as_dict(self) -> dict:
+        """The welcome frame's `limits` object."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+# --- Errors ---------------------------------------------------------------------------
+
+
+def error_frame(code: str, message: str, cid: str | None = None) -> dict:
+    """An `error` frame; `cid` is echoed so the client knows which op was refused."""
+    frame = {"type": ERROR, "code": code, "message": message}
+    if cid is not None:
+        frame["cid"] = cid
+    return frame
+
+
+class ProtocolError(Exception):
+    """A refused client frame; answered with an error frame, the socket stays open."""
+
+    code = "bad_message"
+
+    def __init__(self, message: str, cid: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.cid = cid
+
+    def frame(self) -> dict:
+        return error_frame(self.code, self.message, self.cid)
+
+
+class BadJson(ProtocolError):
+    code = "bad_json"
+
+
+class BadMessage(ProtocolError):
+    code = "bad_message"
+
+
+class UnknownType(ProtocolError):
+    code = "unknown_type"
+
+
+class Forbidden(ProtocolError):
+    code = "forbidden"
+
+
+class NotFound(ProtocolError):
+    code = "not_found"
+
+
+class Exists(ProtocolError):
+    code = "exists"
+
+
+class BoardFull(ProtocolError):
+    code = "board_full"
+
+
+class RateLimited(ProtocolError):
+    code = "rate_limited"
+
+
+class NothingToUndo(ProtocolError):
+    code = "nothing_to_undo"
+
+
+class NothingToRedo(ProtocolError):
+    code = "nothing_to_redo"
+
+
+# --- Phase 1: envelope ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded frame whose `type` (and `cid`, for ops) has been checked."""
+
+    type: str
+    cid: str | None
+    data: dict
+
+
+_CLIENT_TYPE_ORDER = (ADD, UPDATE, DELETE, CLEAR, UNDO, REDO, CURSOR, DRAFT, PING)
+_TYPE_LIST = ", ".join(_CLIENT_TYPE_ORDER)
+_CID_RULE = "a string of 8 to 64 characters from A-Z, a-z, 0-9, _ and -"
+_ID_RULE = "a string of 1 to 64 characters from A-Z, a-z, 0-9, _ and -"
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A client-supplied value for an error message, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON; numbers must be finite")
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _is_unicode(text: str) -> bool:
+    """False if a \\u escape left a lone surrogate, which no UTF-8 frame can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# Built once: json.loads() with any keyword builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _decode(text: str) -> dict:
+    try:
+        data = _DECODER.decode(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise BadJson(f"frame is not valid JSON: {exc}") from None
+    if type(data) is not dict:
+        kind = _json_kind(data)
+        raise BadJson(f'frame must be a JSON object like {{"type": ...}}, not {kind}')
+    if "\\u" in text:  # only an escape can produce a lone surrogate
+        _check_unicode(data)
+    return data
+
+
+def _check_unicode(data: dict) -> None:
+    if _is_unicode(json.dumps(data, ensure_ascii=False)):
+        return
+    cid = data.get("cid")
+    cid = cid if type(cid) is str and _is_unicode(cid) else None
+    raise BadJson("frame has an unpaired UTF-16 surrogate escape (\\ud800)", cid)
+
+
+def _check_type(data: dict, echo: str | None) -> str:
+    msg_type = data.get("type")
+    if type(msg_type) is not str:
+        rule = "is required" if "type" not in data else "must be a string"
+        raise BadMessage(f"type {rule}; one of: {_TYPE_LIST}", echo)
+    if msg_type not in CLIENT_TYPES:
+        text = f"type {_show(msg_type)} is not sent by clients; one of: {_TYPE_LIST}"
+        raise UnknownType(text, echo)
+    return msg_type
+
+
+def parse_envelope(text: str) -> Envelope:
+    """Phase 1: decode a text frame and check `type`, then `cid` for ops."""
+    data = _decode(text)
+    cid = data.get("cid")
+    echo = cid if type(cid) is str else None
+    msg_type = _check_type(data, echo)
+    if msg_type not in OP_TYPES:
+        return Envelope(msg_type, None, data)
+    if echo is None or not CID_RE.fullmatch(cid):
+        raise BadMessage(f"cid must be {_CID_RULE}", echo)
+    return Envelope(msg_type, cid, data)
+
+
+# --- Phase 2: field validation --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddOp:
+    cid: str
+    element: dict
+
+
+@dataclass(frozen=True)
+class UpdateOp:
+    cid: str
+    id: str
+    set: dict
+
+
+@dataclass(frozen=True)
+class DeleteOp:
+    cid: str
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClearOp:
+    cid: str
+
+
+@dataclass(frozen=True)
+class UndoOp:
+    cid: str
+
+
+@dataclass(frozen=True)
+class RedoOp:
+    cid: str
+
+
+@dataclass(frozen=True)
+class Cursor:
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Draft:
+    element: dict | None
+
+
+@dataclass(frozen=True)
+class Ping:
+    extra: dict
+
+
+Message = (
+    AddOp | UpdateOp | DeleteOp | ClearOp | UndoOp | RedoOp | Cursor | Draft | Ping
+)
+
+_REQUIRED = object()
+_NUMBER_TYPES = (int, float)  # checked with type(): a bool is never a number here
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One element field: `check(value, allowed_point_counts)` gives an error tail
+    (" must be ...") or None; `rule` may name {lo} and {hi}, the point counts."""
+
+    check: Callable[[Any, range], str | None]
+    rule: str
+    default: Any = _REQUIRED
+
+
+def _number_field(lo: float, hi: float, default: Any = _REQUIRED) -> _Field:
+    rule = f"a number from {lo:,} to {hi:,}"
+    tail = f" must be {rule}"
+
+    def check(value: Any, _counts: range) -> str | None:
+        ok = type(value) in _NUMBER_TYPES and lo <= value <= hi  # NaN/inf fail too
+        return None if ok else tail
+
+    return _Field(check, rule, default)
+
+
+_COORD = _number_field(-COORD_LIMIT, COORD_LIMIT)
+_POINTS_RULE = "a list of {lo:,} to {hi:,} [x, y] pairs"
+_PAIR_TAIL = f" must be a pair [x, y] of {_COORD.rule.replace('a number', 'numbers')}"
+_COLOR_RULE = "a color string #rrggbb"
+_TEXT_RULE = f"a string of 1 to {TEXT_MAX_CHARS:,} characters"
+
+
+def _check_points(value: Any, counts: range) -> str | None:
+    if type(value) is not list or len(value) not in counts:
+        return " must be " + _POINTS_RULE.format(lo=counts.start, hi=counts.stop - 1)
+    lo, hi = -COORD_LIMIT, COORD_LIMIT
+    # The hottest loop of the server (up to max_points pairs per frame): checks are
+    # inlined, and the failing index is only looked up once a pair has failed.
+    for pair in value:
+        if type(pair) is not list or len(pair) != 2:
+            break
+        x, y = pair
+        if not (
+            (type(x) is float or type(x) is int)
+            and (type(y) is float or type(y) is int)
+            and lo <= x <= hi
+            and lo <= y <= hi
+        ):
+            break
+    else:
+        return None
+    index = next(i for i, item in enumerate(value) if item is pair)
+    return f"[{index}]{_PAIR_TAIL}"
+
+
+def _check_color(value: Any, _counts: range) -> str | None:
+    ok = type(value) is str and COLOR_RE.fullmatch(value) is not None
+    return None if ok else f" must be {_COLOR_RULE}"
+
+
+def _check_fill(value: Any, _counts: range) -> str | None:
+    ok = value is None or (type(value) is str and COLOR_RE.fullmatch(value))
+    return None if ok else f" must be {_COLOR_RULE} or null"
+
+
+def _check_text(value: Any, _counts: range) -> str | None:
+    ok = type(value) is str and 1 <= len(value) <= TEXT_MAX_CHARS
+    return None if ok else f" must be {_TEXT_RULE}"
+
+
+_FIELDS: dict[str, _Field] = {
+    "x": _COORD,
+    "y": _COORD,
+    "points": _Field(_check_points, _POINTS_RULE),
+    "w": _COORD,
+    "h": _COORD,
+    "text": _Field(_check_text, _TEXT_RULE),
+    "size": _number_field(SIZE_MIN, SIZE_MAX),
+    "color": _Field(_check_color, _COLOR_RULE),
+    "width": _number_field(WIDTH_MIN, WIDTH_MAX),
+    "fill": _Field(_check_fill, f"{_COLOR_RULE} or null", default=None),
+    "opacity": _number_field(OPACITY_MIN, OPACITY_MAX, default=1),
+}
+_ALL_KIND_FIELDS = frozenset(name for names in KIND_FIELDS.values() for name in names)
+# Normalized element key order after id and kind; also the order fields are checked.
+_ELEMENT_ORDER = {k: ("x", "y", *KIND_FIELDS[k], *STYLE_FIELDS) for k in KINDS}
+_ELEMENT_KEYS = {
+    k: frozenset({"id", "kind", "v", "by", *_ELEMENT_ORDER[k]}) for k in KINDS
+}
+_SETTABLE = ("x", "y", "points", "w", "h", "text", "size", *STYLE_FIELDS)
+_SETTABLE_SET = frozenset(_SETTABLE)
+_SERVER_OWNED = ("id", "kind", "v", "by")
+
+
+def _checked(name: str, value: Any, path: str, counts: range, cid: str | None) -> Any:
+    tail = _FIELDS[name].check(value, counts)
+    if tail is not None:
+        raise BadMessage(f"{path}{tail}", cid)
+    return value
+
+
+def _check_id(value: Any, path: str, cid: str | None) -> str:
+    if type(value) is not str or not ID_RE.fullmatch(value):
+        raise BadMessage(f"{path} must be {_ID_RULE}", cid)
+    return value
+
+
+def _check_kind(data: dict, cid: str | None) -> str:
+    kind = data.get("kind")
+    if type(kind) is not str or kind not in KIND_FIELDS:
+        raise BadMessage(f"element.kind must be one of: {', '.join(KINDS)}", cid)
+    return kind
+
+
+def _foreign_field(path: str, name: str, kind: str, cid: str | None) -> BadMessage:
+    own = ", ".join(KIND_FIELDS[kind])
+    text = f"{path}.{name} belongs to another kind; {kind} elements take {own}"
+    return BadMessage(text, cid)
+
+
+def _reject_unknown(data: dict, kind: str, cid: str | None) -> None:
+    allowed = _ELEMENT_KEYS[kind]
+    for key in data:
+        if key in allowed:
+            continue
+        if key in _ALL_KIND_FIELDS:
+            raise _foreign_field("element", key, kind, cid)
+        names = ", ".join(("id", "kind", *_ELEMENT_ORDER[kind]))
+        text = f"element has unknown field {_show(key)}; allowed: {names}"
+        raise BadMessage(text, cid)
+
+
+def _element_field(data: dict, name: str, counts: range, cid: str | None) -> Any:
+    value = data.get(name, _REQUIRED)
+    if value is not _REQUIRED:
+        return _checked(name, value, f"element.{name}", counts, cid)
+    spec = _FIELDS[name]
+    if spec.default is _REQUIRED:
+        rule = spec.rule.format(lo=counts.start, hi=counts.stop - 1)
+        raise BadMessage(f"element.{name} is required and must be {rule}", cid)
+    return spec.default
+
+
+def _element(data: Any, limits: Limits, draft: bool, cid: str | None) -> dict:
+    if type(data) is not dict:
+        raise BadMessage("element must be an object", cid)
+    element_id = _check_id(data.get("id"), "element.id", cid)
+    kind = _check_kind(data, cid)
+    _reject_unknown(data, kind, cid)
+    counts = range(MIN_DRAFT_POINTS if draft else MIN_POINTS, limits.max_points + 1)
+    element = {"id": element_id, "kind": kind}
+    for name in _ELEMENT_ORDER[kind]:
+        element[name] = _element_field(data, name, counts, cid)
+    return element
+
+
+def validate_element(data: Any, limits: Limits, *, draft: bool = False) -> dict:
+    """Check an element and return it normalized: defaults filled, `v`/`by` dropped,
+    keys in wire order. A draft may hold a single point."""
+    return _element(data, limits, draft, None)
+
+
+def check_update_for_kind(kind: str, fields: dict, cid: str | None = None) -> None:
+    """Refuse an update's field that belongs to another kind than the element's;
+    only the stored element knows its kind, so validate() cannot do this."""
+    own = KIND_FIELDS[kind]
+    for name in fields:
+        if name in _ALL_KIND_FIELDS and name not in own:
+            raise _foreign_field("set", name, kind, cid)
+
+
+_MESSAGE_KEYS = {
+    ADD: ("type", "cid", "element"),
+    UPDATE: ("type", "cid", "id", "set"),
+    DELETE: ("type", "cid", "ids"),
+    CLEAR: ("type", "cid"),
+    UNDO: ("type", "cid"),
+    REDO: ("type", "cid"),
+    CURSOR: ("type", "x", "y"),
+    DRAFT: ("type", "element"),
+}
+
+
+def _check_keys(env: Envelope) -> dict:
+    """Top-level fields are exact: every one present, no others."""
+    data, keys = env.data, _MESSAGE_KEYS[env.type]
+    for key in keys:
+        if key not in data:
+            raise BadMessage(f"{env.type} message is missing field {key!r}", env.cid)
+    if len(data) != len(keys):
+        extra = next(key for key in data if key not in keys)
+        allowed = ", ".join(keys)
+        text = (
+            f"{env.type} message has unknown field {_show(extra)}; allowed: {allowed}"
+        )
+        raise BadMessage(text, env.cid)
+    return data
+
+
+def _validate_add(env: Envelope, limits: Limits) -> AddOp:
+    data = _check_keys(env)
+    return AddOp(env.cid, _element(data["element"], limits, False, env.cid))
+
+
+def _not_settable(name: str, cid: str | None) -> BadMessage:
+    allowed = ", ".join(_SETTABLE)
+    if name in _SERVER_OWNED:
+        return BadMessage(f"set.{name} cannot be changed; settable: {allowed}", cid)
+    return BadMessage(f"set has unknown field {_show(name)}; allowed: {allowed}", cid)
+
+
+def _check_set(changes: Any, counts: range, cid: str | None) -> dict:
+    if type(changes) is not dict or not changes:
+        raise BadMessage("set must be a non-empty object of fields to change", cid)
+    for name, value in changes.items():
+        if name not in _SETTABLE_SET:
+            raise _not_settable(name, cid)
+        _checked(name, value, f"set.{name}", counts, cid)
+    return changes
+
+
+def _validate_update(env: Envelope, limits: Limits) -> UpdateOp:
+    data = _check_keys(env)
+    element_id = _check_id(data["id"], "id", env.cid)
+    counts = range(MIN_POINTS, limits.max_points + 1)
+    return UpdateOp(env.cid, element_id, _check_set(data["set"], counts, env.cid))
+
+
+def _validate_delete(env: Envelope, limits: Limits) -> DeleteOp:
+    ids = _check_keys(env)["ids"]
+    if type(ids) is not list or not 1 <= len(ids) <= limits.max_elements:
+        rule = f"a list of 1 to {limits.max_elements:,} element ids"
+        raise BadMessage(f"ids must be {rule}", env.cid)
+    for index, element_id in enumerate(ids):
+        _check_id(element_id, f"ids[{index}]", env.cid)
+    return DeleteOp(env.cid, tuple(dict.fromkeys(ids)))
+
+
+_SIMPLE_OPS = {CLEAR: ClearOp, UNDO: UndoOp, REDO: RedoOp}
+
+
+def _validate_simple_op(env: Envelope, limits: Limits) -> ClearOp | UndoOp | RedoOp:
+    _check_keys(env)
+    return _SIMPLE_OPS[env.type](env.cid)
+
+
+def _validate_cursor(env: Envelope, limits: Limits) -> Cursor:
+    data = _check_keys(env)
+    counts = range(0)  # cursors have no points
+    return Cursor(
+        _checked("x", data["x"], "x", counts, env.cid),
+        _checked("y", data["y"], "y", counts, env.cid),
+    )
+
+
+def _validate_draft(env: Envelope, limits: Limits) -> Draft:
+    element = _check_keys(env)["element"]
+    if element is None:
+        return Draft(None)
+    return Draft(_element(element, limits, True, env.cid))
+
+
+def _validate_ping(env: Envelope, limits: Limits) -> Ping:
+    extra = {key: value for key, value in env.data.items() if key != "type"}
+    try:  # A number like 1e999 decodes to inf, which no pong could carry.
+        json.dumps(extra, allow_nan=False)
+    except ValueError:
+        raise BadMessage("ping fields must hold finite numbers only", env.cid) from None
+    return Ping(extra)
+
+
+_VALIDATORS: dict[str, Callable[[Envelope, Limits], Message]] = {
+    ADD: _validate_add,
+    UPDATE: _validate_update,
+    DELETE: _validate_delete,
+    CLEAR: _validate_simple_op,
+    UNDO: _validate_simple_op,
+    REDO: _validate_simple_op,
+    CURSOR: _validate_cursor,
+    DRAFT: _validate_draft,
+    PING: _validate_ping,
+}
+
+
+def validate(env: Envelope, limits: Limits) -> Message:
+    """Phase 2: check every field of an envelope's message; BadMessage otherwise."""
+    validator = _VALIDATORS.get(env.type)
+    if validator is None:
+        raise UnknownType(f"type {_show(env.type)} is not sent by clients", env.cid)
+    return validator(env, limits)
+
+
+# --- Encoding -------------------------------------------------------------------------
+
+
+def pong_frame(ping: Ping) -> dict:
+    return {"type": PONG, **ping.extra}
+
+
+def encode(frame: dict) -> str:
+    """Compact JSON text for a server frame; refuses NaN and infinities."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -1,0 +1,173 @@
+"""Writes: creating boards, joining and leaving them, committing ops.
+
+Every function here is synchronous and runs in a worker thread when called from
+a consumer; each write is one transaction.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import broadcast, selectors
+from .access import board_role
+from .changes import Batch, OpRequest
+from .identity import Author, actor_key, color_for, guest_name, user_display_name
+from .models import Board, Op, Presence
+
+
+@dataclass
+class Joined:
+    """Everything a newly admitted connection sends before any live frame."""
+
+    board_id: int
+    slug: str
+    author: Author
+    color: str
+    seq: int
+    welcome: dict
+    frames: list = field(default_factory=list)
+
+
+@dataclass
+class CommitResult:
+    outcomes: list
+    frame: str | None
+    first: int | None
+    last: int | None
+
+
+def board_create(*, slug, title, owner=None, is_public=True):
+    board = Board(slug=slug, title=title or slug, owner=owner, is_public=is_public)
+    board.full_clean()
+    board.save()
+    return board
+
+
+def connection_author(*, user, session, sid, role):
+    """The name, colour and history key of a connection, from its login or session."""
+    if user is not None and user.is_authenticated:
+        actor = actor_key(user_id=user.pk)
+        return Author(sid, user_display_name(user), actor, user.pk, role), color_for(
+            actor
+        )
+    session_key = getattr(session, "session_key", None)
+    actor = actor_key(session_key=session_key, sid=sid)
+    stored = session.get("guest_name") if session_key else None
+    name = (stored or "").strip()[:150] or guest_name(actor)
+    return Author(sid, name, actor, None, role), color_for(actor)
+
+
+def presence_cutoff(heartbeat_seconds):
+    return timezone.now() - timedelta(seconds=3 * heartbeat_seconds)
+
+
+@dataclass
+class Admission:
+    board: Board
+    role: str
+    author: Author
+    color: str
+
+
+def board_admit(*, slug, user, session, sid):
+    """Decide access (raising Refusal) before the connection sees any board data."""
+    board = selectors.board_by_slug(slug)
+    role = board_role(board, user)
+    author, color = connection_author(user=user, session=session, sid=sid, role=role)
+    return Admission(board, role, author, color)
+
+
+def board_join(*, admission, channel_name, server, since, limits, max_replay):
+    """Register the connection's presence and read what it must receive first."""
+    board, author = admission.board, admission.author
+    Presence.objects.create(
+        board=board,
+        sid=author.sid,
+        name=author.by,
+        color=admission.color,
+        user_id=author.user_id,
+        role=admission.role,
+        server=server,
+        channel_name=channel_name,
+        seen_at=timezone.now(),
+    )
+    users = selectors.presence_users(
+        board,
+        exclude_sid=author.sid,
+        fresh_after=presence_cutoff(limits.heartbeat_seconds),
+    )
+    # The seq is read before the elements: anything committed in between shows
+    # up in both, and clients ignore an op whose seq is not above the element's v.
+    board.refresh_from_db(fields=["seq", "title", "locked"])
+    frames = selectors.catch_up_frames(board, since, board.seq, max_replay=max_replay)
+    if frames is None:
+        frames = selectors.snapshot_frames(board, board.seq)
+    welcome = {
+        "type": "welcome",
+        "protocol": 1,
+        "board": selectors.board_info(board, admission.role),
+        "you": {"sid": author.sid, "name": author.by, "color": admission.color},
+        "users": users,
+        "seq": board.seq,
+        "limits": limits.as_dict(),
+    }
+    return Joined(
+        board.pk, board.slug, author, admission.color, board.seq, welcome, frames
+    )
+
+
+def presence_leave(*, sid):
+    Presence.objects.filter(sid=sid).delete()
+
+
+def presence_touch(*, server, sids):
+    """Mark this process's connections as still open; others age out."""
+    now = timezone.now()
+    Presence.objects.filter(server=server, sid__in=sids).update(seen_at=now)
+    Presence.objects.filter(seen_at__lt=now - timedelta(hours=1)).delete()
+
+
+def ops_commit(*, board_id, requests, limits):
+    """Apply a batch of requests in one transaction holding the board's lock."""
+    with transaction.atomic():
+        board = Board.objects.select_for_update().get(pk=board_id)
+        cids = [r.cid for r in requests]
+        committed = dict(
+            Op.objects.filter(board=board, cid__in=cids).values_list("cid", "last_seq")
+        )
+        batch = Batch(board, limits, committed)
+        element_ids = [r.op.element["id"] for r in requests if r.kind == "add" and r.op]
+        batch.prefetch(element_ids)
+        outcomes = [batch.handle(r) for r in requests]
+        batch.finish()
+    first = batch.first_seq if batch.seq >= batch.first_seq else None
+    return CommitResult(outcomes, batch.frame(), first, batch.seq if first else None)
+
+
+def board_clear(*, board, user, limits):
+    """A staff clear from the admin: an op with no sid, broadcast like any other."""
+    author = Author(
+        sid=None,
+        by=user_display_name(user),
+        actor=actor_key(user_id=user.pk),
+        user_id=user.pk,
+        role="owner",
+        moderator=True,
+    )
+    request = OpRequest(cid=f"admin-{uuid.uuid4().hex}", kind="clear", author=author)
+    result = ops_commit(board_id=board.pk, requests=[request], limits=limits)
+    transaction.on_commit(
+        lambda: broadcast.publish_ops(
+            board.slug, result.frame, result.first, result.last
+        )
+    )
+    return result
+
+
+def board_set_locked(*, board, locked):
+    Board.objects.filter(pk=board.pk).update(locked=locked, changed_at=timezone.now())
+    board.locked = locked
+    transaction.on_commit(lambda: broadcast.publish_board(board))

@@ -15,7 +15,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from config import daphne_compat  # noqa: E402
 from whiteboard.routing import websocket_urlpatterns  # noqa: E402
+
+daphne_compat.install()
 
 application = ProtocolTypeRouter(
     {

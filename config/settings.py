@@ -179,9 +179,13 @@ WHITEBOARD_LIMITS = {
     "ops_per_second": env_int("WHITEBOARD_OPS_PER_SECOND", 50),
     "heartbeat_seconds": env_int("WHITEBOARD_HEARTBEAT_SECONDS", 20),
 }
-# daphne (runserver and the daphne command alike) refuses larger messages with 1009
-# before the application reads them.
-DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = WHITEBOARD_LIMITS["max_frame_bytes"]
+# The transport's hard ceiling (runserver reads it; pass the same value to the
+# daphne command as --websocket-max-message-size). Messages above max_frame_bytes
+# but below it are closed by the consumer with 1009 as the protocol says; above
+# it daphne (autobahn) drops the TCP connection without reading further.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = max(
+    1024 * 1024, 4 * WHITEBOARD_LIMITS["max_frame_bytes"]
+)
 # Ops older than this many seqs are not replayed to a resuming client: it gets a
 # snapshot instead, which is smaller than a long replay.
 WHITEBOARD_MAX_REPLAY = env_int("WHITEBOARD_MAX_REPLAY", 2000)

@@ -5,6 +5,7 @@ Frames are decoded and validated by `protocol`, ops are committed by the board's
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -82,12 +83,13 @@ class BoardConsumer(AsyncWebsocketConsumer):
     # == connection lifecycle ====================================================
 
     async def __call__(self, scope, receive, send):
-        self.raw_receive = receive
+        self.gone = asyncio.Event()
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
-            # daphne cancels applications when it stops (SIGTERM/SIGINT).
-            await self.shut_down()
+            # The server cancelled this application while stopping; under daphne
+            # the registry's shutdown hook normally said bye already.
+            await self.shut_down(wait=False)
             raise
 
     async def connect(self):
@@ -152,6 +154,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code):
+        self.gone.set()
         await self.leave_board()
 
     async def leave_board(self):
@@ -170,25 +173,22 @@ class BoardConsumer(AsyncWebsocketConsumer):
         )
         await leave(sid=self.sid)
 
-    async def shut_down(self):
-        """The server is stopping: flush this connection's ops, say bye, close 1012."""
+    async def shut_down(self, *, wait=True):
+        """The server is stopping: flush this connection's ops, say bye, close 1012.
+
+        With `wait`, give the client a moment to answer the close frame, so that
+        it is on the wire before the event loop stops.
+        """
         if self.joined and not self.left and not self.closing:
             self.closing = True
             if self.hub is not None:
                 await self.hub.drain(SHUTDOWN_DRAIN)
             await self.send(text_data=encode({"type": "bye", "reason": "restart"}))
             await self.close(code=protocol.CLOSE_RESTART)
-            await self.wait_for_close()
+            if wait:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.gone.wait(), SHUTDOWN_CLOSE_WAIT)
         await self.leave_board()
-
-    async def wait_for_close(self):
-        """Give the client a moment to answer the close frame before the loop stops."""
-        try:
-            async with asyncio.timeout(SHUTDOWN_CLOSE_WAIT):
-                while (await self.raw_receive())["type"] != "websocket.disconnect":
-                    pass
-        except (TimeoutError, asyncio.CancelledError):
-            pass
 
     async def fail_connection(self):
         """Close with 1011 after an unexpected server error; the client reconnects."""

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import sys
 import weakref
 
 from channels.db import database_sync_to_async
@@ -177,6 +178,32 @@ class Registry:
         self.hubs = {}
         self.server = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.touch_task = None
+        self.watch_shutdown()
+
+    def watch_shutdown(self):
+        """Under daphne, close every socket gracefully before the reactor stops.
+
+        daphne's own shutdown only cancels applications, so clients would see
+        the TCP connection drop (1006) instead of `bye` + 1012; and in daphne
+        4.2 it raises KeyError, skipping even that, when any HTTP connection
+        has not sent a request yet. A "before shutdown" trigger that returns a
+        Deferred makes the reactor wait for us.
+        """
+        reactor = sys.modules.get("twisted.internet.reactor")
+        if reactor is not None and hasattr(reactor, "_asyncioEventloop"):
+            reactor.addSystemEventTrigger("before", "shutdown", self.before_shutdown)
+
+    def before_shutdown(self):
+        from twisted.internet.defer import Deferred
+
+        return Deferred.fromFuture(asyncio.ensure_future(self.shut_down()))
+
+    async def shut_down(self):
+        members = [c for hub in list(self.hubs.values()) for c in hub.members.values()]
+        logger.info("Closing %d connections before the server stops", len(members))
+        await asyncio.gather(*(c.shut_down() for c in members), return_exceptions=True)
+        if self.touch_task is not None:
+            self.touch_task.cancel()
 
     def hub(self, board_id, slug, limits):
         hub = self.hubs.get(board_id)

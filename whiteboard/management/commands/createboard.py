@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from whiteboard import services
+from whiteboard.models import Board
 
 
 class Command(BaseCommand):
@@ -13,8 +14,14 @@ class Command(BaseCommand):
         parser.add_argument("--title", default="", help="defaults to the slug")
         parser.add_argument("--private", action="store_true", help="members only")
         parser.add_argument("--owner", metavar="USERNAME", help="an existing user")
+        parser.add_argument(
+            "--exist-ok", action="store_true", help="do nothing if it already exists"
+        )
 
-    def handle(self, *args, slug, title, private, owner, **options):
+    def handle(self, *args, slug, title, private, owner, exist_ok, **options):
+        if exist_ok and Board.objects.filter(slug=slug).exists():
+            self.stdout.write(f"Board {slug!r} already exists.")
+            return
         owner_user = None
         if owner:
             User = get_user_model()

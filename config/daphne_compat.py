@@ -1,0 +1,28 @@
+"""Let daphne send the close codes the board protocol uses.
+
+daphne closes a socket through autobahn's `sendClose`, which accepts only 1000
+and 3000-4999 and raises for anything else, so `websocket.close` with 1008,
+1009, 1011 or 1012 crashed the consumer and the client saw 1006. RFC 6455
+(section 7.4.1) and the IANA registry define those codes for exactly these
+cases, so they are sent with `sendCloseFrame`, the same frame writer without the
+application-range check.
+"""
+
+import sys
+
+SERVER_CLOSE_CODES = frozenset({1001, 1008, 1009, 1011, 1012, 1013})
+
+
+def server_close(self, code=None):
+    code = 1000 if code is None else code
+    if code in SERVER_CLOSE_CODES:
+        self.sendCloseFrame(code=code, isReply=False)
+    else:
+        self.sendClose(code=code)
+
+
+def install():
+    """Patch daphne's protocol, when this process is running under daphne."""
+    ws_protocol = sys.modules.get("daphne.ws_protocol")
+    if ws_protocol is not None:
+        ws_protocol.WebSocketProtocol.serverClose = server_close

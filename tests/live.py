@@ -1,0 +1,275 @@
+"""Real servers on loopback for the tests: daphne, runserver and redis-server.
+
+Nothing here is a stand-in: each server is the program an operator runs, started
+as a subprocess on a free 127.0.0.1 port and stopped with a real signal.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+START_TIMEOUT = 30
+
+
+def free_port():
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, process, timeout=START_TIMEOUT):
+    """Return once something accepts connections on the port, or fail loudly."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with closing(socket.socket()) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout} s")
+
+
+def base_env(database_url, **extra):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "WHITEBOARD_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_SECRET_KEY="live-tests-not-secret",
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=database_url,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({key: str(value) for key, value in extra.items() if value is not None})
+    return env
+
+
+def manage(env, *args):
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+class Database:
+    """A migrated database for live servers: a SQLite file or a PostgreSQL DB."""
+
+    def __init__(self, tmp_dir):
+        server_url = os.environ.get("DATABASE_URL", "")
+        if server_url.startswith(("postgres://", "postgresql://")):
+            self.url = self._create_postgres(server_url)
+        else:
+            self.url = f"sqlite:///{Path(tmp_dir) / 'live.sqlite3'}"
+        manage(base_env(self.url), "migrate", "--noinput")
+
+    @staticmethod
+    def _create_postgres(server_url):
+        import psycopg
+
+        name = f"wb_live_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return urlsplit(server_url)._replace(path=f"/{name}").geturl()
+
+    def create_board(self, slug=None, *extra):
+        slug = slug or f"b-{uuid.uuid4().hex[:10]}"
+        manage(base_env(self.url), "createboard", slug, *extra)
+        return slug
+
+
+class Server:
+    """One server process (daphne by default) on a free loopback port."""
+
+    def __init__(self, database, tmp_dir, *, redis_url=None, runserver=False, **env):
+        self.port = free_port()
+        self.database = database
+        self.log_path = Path(tmp_dir) / f"server-{self.port}.log"
+        self.env = base_env(database.url, REDIS_URL=redis_url, **env)
+        self.runserver = runserver
+        self.process = None
+
+    @property
+    def origin(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self):
+        if self.runserver:
+            return [
+                PYTHON,
+                "manage.py",
+                "runserver",
+                "--noreload",
+                f"127.0.0.1:{self.port}",
+            ]
+        return [
+            *(PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)),
+            *("--websocket-max-message-size", "1048576"),
+            "config.asgi:application",
+        ]
+
+    def start(self):
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            self.command(), cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log
+        )
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stop with a signal and return the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.log.close()
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(10)
+        self.log.close()
+
+    def logs(self):
+        return self.log_path.read_text(errors="replace")
+
+    def ws_url(self, slug, query=""):
+        return f"ws://127.0.0.1:{self.port}/ws/boards/{slug}/{query}"
+
+    def open(self, slug, query="", origin=True, **kwargs):
+        """A real WebSocket client, sending an Origin naming this server."""
+        options = {"compression": None, "max_size": None, "ping_interval": None}
+        return connect(
+            self.ws_url(slug, query),
+            origin=self.origin if origin is True else origin,
+            open_timeout=10,
+            **{**options, **kwargs},
+        )
+
+
+class RedisServer:
+    def __init__(self, tmp_dir):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is required: apt-get install redis-server")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "no", "--dir", str(tmp_dir)],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+async def read_state(ws):
+    """Read `welcome` and the state frames; return (welcome, frames)."""
+    welcome = json.loads(await ws.recv())
+    assert welcome["type"] == "welcome", welcome
+    frames = []
+    while True:
+        frame = json.loads(await ws.recv())
+        frames.append(frame)
+        if frame["type"] == "ops" or not frame.get("more"):
+            return welcome, frames
+
+
+async def next_of(ws, kind, timeout=10):
+    """The next frame of type `kind`, skipping presence and volatile frames."""
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == kind:
+                return frame
+            assert frame["type"] in {"joined", "left", "cursors", "draft"}, frame
+
+
+def stroke(element_id, n=0):
+    return {
+        "id": element_id,
+        "kind": "stroke",
+        "x": n,
+        "y": n,
+        "points": [[0, 0], [10, 5], [20, 0]],
+        "color": "#1e88e5",
+        "width": 3,
+    }
+
+
+def add_frame(element_id, cid=None):
+    return json.dumps(
+        {
+            "type": "add",
+            "cid": cid or f"cid0000-{element_id}",
+            "element": stroke(element_id),
+        }
+    )
+
+
+# -- fixtures (registered by the root conftest.py) -----------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def live_db(tmp_path_factory):
+    return Database(tmp_path_factory.mktemp("live-db"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """The REDIS_URL under test, or a redis-server of our own when none is set."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def start_server(live_db, tmp_path):
+    """Start real servers; every one still running is stopped after the test."""
+    started = []
+
+    def start(**kwargs):
+        kwargs.setdefault("redis_url", os.environ.get("REDIS_URL"))
+        server = Server(live_db, tmp_path, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.kill()

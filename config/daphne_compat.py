@@ -10,7 +10,12 @@ application-range check.
 
 import sys
 
+from autobahn.exception import Disconnected as PeerGone
+
 SERVER_CLOSE_CODES = frozenset({1001, 1008, 1009, 1011, 1012, 1013})
+
+
+__all__ = ["PeerGone", "install"]
 
 
 def server_close(self, code=None):

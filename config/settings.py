@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from whiteboard.protocol import Limits
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -127,7 +129,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times out socket reads after 5 s, exactly the time
+                # channels_redis blocks waiting for a message, which killed every
+                # consumer whose channel stayed quiet that long. A query string in
+                # REDIS_URL still overrides this.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": env("REDIS_PREFIX", "whiteboard"),
                 "capacity": 1000,
                 "expiry": 30,
@@ -179,6 +185,11 @@ WHITEBOARD_LIMITS = {
     "ops_per_second": env_int("WHITEBOARD_OPS_PER_SECOND", 50),
     "heartbeat_seconds": env_int("WHITEBOARD_HEARTBEAT_SECONDS", 20),
 }
+try:
+    Limits(**WHITEBOARD_LIMITS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WHITEBOARD_* limits: {exc}") from exc
+
 # The transport's hard ceiling (runserver reads it; pass the same value to the
 # daphne command as --websocket-max-message-size). Messages above max_frame_bytes
 # but below it are closed by the consumer with 1009 as the protocol says; above
@@ -186,6 +197,7 @@ WHITEBOARD_LIMITS = {
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = max(
     1024 * 1024, 4 * WHITEBOARD_LIMITS["max_frame_bytes"]
 )
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE
 # Ops older than this many seqs are not replayed to a resuming client: it gets a
 # snapshot instead, which is smaller than a long replay.
 WHITEBOARD_MAX_REPLAY = env_int("WHITEBOARD_MAX_REPLAY", 2000)

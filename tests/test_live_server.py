@@ -54,9 +54,11 @@ async def test_foreign_or_missing_origin_is_refused_with_403(start_server, origi
 async def test_other_paths_are_refused_at_the_handshake(start_server):
     server = start_server()
     for path in ("Upper-Case", "a_b", "x" * 65):
-        with pytest.raises(InvalidStatus):
+        with pytest.raises(InvalidStatus) as refused:
             async with server.open(path):
                 pass
+        assert refused.value.response.status_code == 403
+    assert "Traceback" not in server.logs()
 
 
 async def test_missing_board_gets_an_error_frame_then_4404(start_server):

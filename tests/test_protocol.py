@@ -420,6 +420,7 @@ def test_extra_top_level_field_is_bad_message_naming_it(msg_type):
 def test_cid_is_an_extra_field_on_cursor_and_draft(msg_type):
     error = refused({**VALID_MESSAGES[msg_type], "cid": CID})
     assert "unknown field 'cid'" in error.message
+    assert error.cid == CID, "a refused frame's cid is echoed whenever it had one"
 
 
 @pytest.mark.parametrize("msg_type", sorted(p.OP_TYPES))

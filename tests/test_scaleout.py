@@ -69,3 +69,18 @@ async def test_presence_and_drafts_cross_processes(start_server, live_db, redis_
             assert got["element"]["id"] == "d1"
         left = json.loads(await alice.recv())
         assert left == {"type": "left", "sid": welcome["you"]["sid"]}
+
+
+async def test_a_quiet_channel_is_not_dropped_by_the_redis_client(
+    start_server, live_db, redis_url
+):
+    """redis-py's default 5 s read timeout must not close idle sockets (1011)."""
+    server = start_server(redis_url=redis_url, WHITEBOARD_HEARTBEAT_SECONDS=5)
+    slug = live_db.create_board()
+    async with server.open(slug) as ws:
+        await read_state(ws)
+        for n in range(8):  # eight seconds with nothing on the board's channel
+            await asyncio.sleep(1)  # the client's heartbeat pace, not a sync wait
+            await ws.send(json.dumps({"type": "ping", "n": n}))
+            assert json.loads(await ws.recv()) == {"type": "pong", "n": n}
+    assert "Traceback" not in server.logs()

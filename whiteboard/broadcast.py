@@ -14,7 +14,6 @@ VOLATILE = "board.volatile"
 JOINED = "board.joined"
 LEFT = "board.left"
 META = "board.meta"
-KICK = "board.kick"
 
 
 def ops_event(frame, first, last):

@@ -18,6 +18,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from config.daphne_compat import PeerGone
+
 from . import broadcast, protocol, selectors, services
 from .access import Refusal
 from .changes import OpRequest
@@ -91,6 +93,15 @@ class BoardConsumer(AsyncWebsocketConsumer):
             # the registry's shutdown hook normally said bye already.
             await self.shut_down(wait=False)
             raise
+        except Exception:
+            # Raised outside dispatch(), e.g. by the channel layer's receive:
+            # still leave the board and close cleanly rather than leave a ghost.
+            logger.exception(
+                "Connection %s on board %s failed",
+                getattr(self, "sid", "?"),
+                getattr(self, "slug", "?"),
+            )
+            await self.fail_connection()
 
     async def connect(self):
         self.limits = current_limits()
@@ -311,6 +322,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame):
         if not self.left:
             await self.send(text_data=encode(frame))
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        # A peer can vanish between daphne's check and the write; its
+        # websocket.disconnect follows, so there is nothing else to do here.
+        with contextlib.suppress(PeerGone):
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     # == heartbeat ==================================================================
 

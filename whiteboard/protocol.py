@@ -604,7 +604,15 @@ def validate(env: Envelope, limits: Limits) -> Message:
     validator = _VALIDATORS.get(env.type)
     if validator is None:
         raise UnknownType(f"type {_show(env.type)} is not sent by clients", env.cid)
-    return validator(env, limits)
+    try:
+        return validator(env, limits)
+    except ProtocolError as error:
+        # A refused frame's cid is echoed whenever it had one, even on a
+        # cursor, draft or ping, where a cid is itself an unknown field.
+        cid = env.data.get("cid")
+        if error.cid is None and type(cid) is str:
+            error.cid = cid
+        raise
 
 
 # --- Encoding -------------------------------------------------------------------------

@@ -1,8 +1,10 @@
+from channels.security.websocket import WebsocketDenier
 from django.urls import re_path
 
 from .consumers import BoardConsumer
 
-# Only this path is routed; any other WebSocket path is refused at the handshake.
 websocket_urlpatterns = [
     re_path(r"^ws/boards/(?P<slug>[a-z0-9-]{1,64})/\Z", BoardConsumer.as_asgi()),
+    # Any other path is refused at the handshake (HTTP 403), not with a 500.
+    re_path(r"", WebsocketDenier.as_asgi()),
 ]

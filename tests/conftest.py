@@ -1,10 +1,16 @@
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.test import Client as HttpClient
 
 from config.asgi import application
 from whiteboard import services
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+# Frames that may arrive between any two others: presence and volatile traffic.
+NOISE = frozenset({"joined", "left", "cursors", "draft"})
 
 
 @pytest.fixture
@@ -17,13 +23,20 @@ class Client:
 
     def __init__(self, path, headers=None):
         self.comm = WebsocketCommunicator(
-            application, path, headers=headers or [ORIGIN]
+            application, path, headers=headers if headers is not None else [ORIGIN]
         )
+        self.started = False
         self.welcome = None
         self.state = []
+        self.skipped = []  # noise frames that recv_type() passed over
+
+    async def handshake(self):
+        """(accepted, subprotocol or close code), as the communicator reports it."""
+        self.started = True
+        return await self.comm.connect()
 
     async def open(self):
-        connected, _ = await self.comm.connect()
+        connected, _ = await self.handshake()
         assert connected
         self.welcome = await self.comm.receive_json_from()
         return self
@@ -37,8 +50,19 @@ class Client:
             if frame["type"] == "ops" or not frame.get("more", False):
                 return self
 
+    @property
+    def sid(self):
+        return self.welcome["you"]["sid"]
+
+    @property
+    def name(self):
+        return self.welcome["you"]["name"]
+
     async def send(self, frame):
         await self.comm.send_json_to(frame)
+
+    async def send_text(self, text):
+        await self.comm.send_to(text_data=text)
 
     async def recv(self, timeout=2):
         return await self.comm.receive_json_from(timeout=timeout)
@@ -49,13 +73,50 @@ class Client:
             frame = await self.recv(timeout)
             if frame["type"] == kind:
                 return frame
-            assert frame["type"] in {"joined", "left", "cursors", "draft"}, frame
+            assert frame["type"] in NOISE, frame
+            self.skipped.append(frame)
 
-    async def nothing(self):
-        assert await self.comm.receive_nothing(timeout=0.2)
+    async def recv_ops(self, count, timeout=2):
+        """The next `count` op entries, from however many `ops` frames carry them."""
+        ops = []
+        while len(ops) < count:
+            ops.extend((await self.recv_type("ops", timeout))["ops"])
+        assert len(ops) == count, ops
+        return ops
+
+    async def recv_all(self, count, timeout=2, skip=NOISE):
+        """The next `count` frames that are not presence or cursor noise."""
+        frames = []
+        while len(frames) < count:
+            frame = await self.recv(timeout)
+            (self.skipped if frame["type"] in skip else frames).append(frame)
+        return frames
+
+    async def closed(self, timeout=2):
+        """Read frames up to the server's close; return (close code, frames before)."""
+        before = []
+        while True:
+            message = await self.comm.receive_output(timeout)
+            if message["type"] == "websocket.close":
+                return message.get("code"), before
+            assert message["type"] == "websocket.send", message
+            before.append(message)
+
+    async def nothing(self, timeout=0.2):
+        assert await self.comm.receive_nothing(timeout=timeout)
+
+    async def quiet(self, timeout=0.2):
+        """Nothing but presence and cursor noise arrives within `timeout`."""
+        while not await self.comm.receive_nothing(timeout=timeout):
+            frame = await self.recv()
+            assert frame["type"] in NOISE, frame
+            self.skipped.append(frame)
 
     async def close(self):
-        await self.comm.disconnect()
+        # A communicator never started, or whose application already ended (it
+        # raised), has nothing left to disconnect.
+        if self.started and not self.comm.future.done():
+            await self.comm.disconnect()
 
 
 @pytest.fixture
@@ -67,6 +128,46 @@ async def connect():
         opened.append(client)
         return await (client.open_board() if state else client.open())
 
+    open_client.clients = opened
     yield open_client
     for client in opened:
         await client.close()
+    # channels' communicator turns close_old_connections() into a no-op while it
+    # waits for output, so a worker thread may still hold a connection: one that
+    # would keep PostgreSQL from dropping the test database.
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def new_client(connect):
+    """A Client registered for teardown but not yet connected (for refused ones)."""
+
+    def make(path="/ws/boards/team/", headers=None):
+        client = Client(path, headers)
+        connect.clients.append(client)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username, **extra):
+        return get_user_model().objects.create_user(
+            username=username, password="not-used-pw-123", **extra
+        )
+
+    return make
+
+
+def session_headers(user):
+    """Headers of a browser logged in as `user`: Origin and a real session cookie."""
+    http = HttpClient()
+    http.force_login(user)
+    cookie = f"sessionid={http.cookies['sessionid'].value}"
+    return [ORIGIN, (b"cookie", cookie.encode())]
+
+
+@pytest.fixture
+def login():
+    return session_headers

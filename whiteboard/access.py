@@ -1,5 +1,7 @@
 """The one place that decides who may open a board and with which role."""
 
+from typing import NamedTuple
+
 from .models import Role
 from .protocol import CLOSE_FORBIDDEN, CLOSE_LOGIN_REQUIRED, CLOSE_NOT_FOUND
 
@@ -31,10 +33,19 @@ class BoardNotFound(Refusal):
     message = "There is no board at this address."
 
 
+class BoardSettings(NamedTuple):
+    """The fields of a Board that access depends on, as carried in board events."""
+
+    owner_id: int | None
+    is_public: bool
+    visitor_role: str
+
+
 def board_role(board, user):
     """Return the role `user` has on `board`, or raise the Refusal that applies.
 
-    A guest (anonymous, with or without a session) is never a logged-in user.
+    `board` is a Board or a BoardSettings. A guest (anonymous, with or without a
+    session) is never a logged-in user.
     """
     if board is None:
         raise BoardNotFound()

@@ -5,6 +5,8 @@ from django.db.models import Count, Q
 from . import protocol, services
 from .models import Board, Presence
 
+BOARD_SETTINGS = {"title", "owner", "is_public", "visitor_role", "locked"}
+
 
 @admin.register(Board)
 class BoardAdmin(admin.ModelAdmin):
@@ -21,6 +23,7 @@ class BoardAdmin(admin.ModelAdmin):
     search_fields = ["title", "slug", "owner__username", "owner__email"]
     readonly_fields = ["seq", "live_elements", "created_at", "changed_at"]
     autocomplete_fields = ["owner"]
+    # Each action changes boards: staff who may only view them do not get them.
     actions = ["lock_boards", "unlock_boards", "clear_boards"]
 
     def get_queryset(self, request):
@@ -31,16 +34,28 @@ class BoardAdmin(admin.ModelAdmin):
     def element_count(self, board):
         return board.element_count
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and {"title", "locked"} & set(form.changed_data):
-            services.board_set_locked(board=obj, locked=obj.locked)
+    def get_readonly_fields(self, request, obj=None):
+        # A board's slug is its address and its group: fixed once created.
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "slug"] if obj is not None else fields
 
-    @admin.action(description="Lock selected boards (read-only for everyone)")
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Only the edited fields: seq and live_elements may have moved on since
+        # the form was loaded, and writing them back would rewind the board.
+        changed = [name for name in form.changed_data if name in BOARD_SETTINGS]
+        services.board_update_settings(board=obj, fields=changed)
+
+    @admin.action(
+        description="Lock selected boards (read-only for everyone)",
+        permissions=["change"],
+    )
     def lock_boards(self, request, queryset):
         self._set_locked(request, queryset, True)
 
-    @admin.action(description="Unlock selected boards")
+    @admin.action(description="Unlock selected boards", permissions=["change"])
     def unlock_boards(self, request, queryset):
         self._set_locked(request, queryset, False)
 
@@ -50,7 +65,9 @@ class BoardAdmin(admin.ModelAdmin):
         state = "locked" if locked else "unlocked"
         self.message_user(request, f"{queryset.count()} board(s) {state}.")
 
-    @admin.action(description="Clear selected boards (undoable by no one)")
+    @admin.action(
+        description="Clear selected boards (undoable by no one)", permissions=["change"]
+    )
     def clear_boards(self, request, queryset):
         limits = protocol.Limits(**settings.WHITEBOARD_LIMITS)
         for board in queryset:

@@ -22,7 +22,15 @@ def ops_event(frame, first, last):
 
 
 def meta_event(board):
-    return {"type": META, "title": board.title, "locked": board.locked}
+    """The settings each connection needs to re-derive its `board` frame."""
+    return {
+        "type": META,
+        "title": board.title,
+        "locked": board.locked,
+        "is_public": board.is_public,
+        "visitor_role": board.visitor_role,
+        "owner_id": board.owner_id,
+    }
 
 
 def publish(slug, event):

@@ -34,6 +34,8 @@ class OpRequest:
     op: object = None
     error: p.ProtocolError | None = None
     rate_limited: bool = False
+    # False for a resend of a cid still in flight: it took no rate token.
+    counted: bool = True
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Change:
     op: str
     ids: list = field(default_factory=list)
     fields: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
     row: Element | None = None
 
 
@@ -204,10 +207,12 @@ class Batch:
         p.check_update_for_kind(row.kind, op.set, req.cid)
         body = json.loads(row.body)
         before = {name: body.get(name) for name in op.set}
+        versions = json.loads(row.field_v)
+        before_v = {name: versions.get(name, row.z) for name in op.set}
         seq = self.next_seq()
         self.set_fields(row, body, op.set, seq)
         entry = self.entry(req, seq, "update", id=op.id, set=op.set)
-        undo = {"id": op.id, "set": op.set, "before": before}
+        undo = {"id": op.id, "set": op.set, "before": before, "before_v": before_v}
         self.record(req, [entry], undo=undo)
         self.empty_redo(req.author.actor)
 
@@ -251,10 +256,11 @@ class Batch:
                 f"{self.limits.max_elements}. Delete something first."
             )
 
-    def set_fields(self, row, body, values, seq):
+    def set_fields(self, row, body, values, seq, field_versions=None):
+        """Write `values`; each field's version becomes `seq` unless given."""
         body.update(values)
         versions = json.loads(row.field_v)
-        versions.update(dict.fromkeys(values, seq))
+        versions.update(field_versions or dict.fromkeys(values, seq))
         row.body, row.field_v, row.v = dumps(body), dumps(versions), seq
         self.touch(row)
 
@@ -310,8 +316,7 @@ class Batch:
         if entry.kind == p.ADD:
             return self.plan_add(data["id"], entry.applied_seq, undo=undo)
         if entry.kind == p.UPDATE:
-            values = data["before"] if undo else data["set"]
-            return self.plan_update(data["id"], values, entry.applied_seq)
+            return self.plan_update(entry, data, undo=undo)
         return self.plan_erase(data["ids"], entry.applied_seq, undo=undo)
 
     def plan_add(self, element_id, applied_seq, *, undo):
@@ -322,16 +327,35 @@ class Batch:
             return [Change("add", row=row)]
         return []
 
-    def plan_update(self, element_id, values, applied_seq):
-        """Revert only the fields whose last writer is still this entry."""
-        row = self.live_row(element_id)
+    def plan_update(self, entry, data, *, undo):
+        """Revert (or re-apply) only the fields nobody else has written since.
+
+        A field's version is the seq of the update whose value it holds (its
+        add's seq at first). Undo puts back the value and the version from before
+        the update, so that the user's previous update on the same field is
+        again the last writer and can be undone next; redo the reverse.
+        """
+        row = self.live_row(data["id"])
         if row is None:
             return []
         versions = json.loads(row.field_v)
-        fields = {
-            k: v for k, v in values.items() if versions.get(k, row.z) == applied_seq
-        }
-        return [Change("update", ids=[element_id], fields=fields)] if fields else []
+        before_v = data.get("before_v", {})
+        if undo:
+            current = dict.fromkeys(data["set"], entry.seq)
+            target, target_v = data["before"], before_v
+        else:
+            current, target = before_v, data["set"]
+            target_v = dict.fromkeys(target, entry.seq)
+        names = [k for k in target if versions.get(k, row.z) == current.get(k)]
+        if not names:
+            return []
+        fields = {k: target[k] for k in names}
+        field_versions = {k: target_v.get(k, row.z) for k in names}
+        return [
+            Change(
+                "update", ids=[row.element_id], fields=fields, versions=field_versions
+            )
+        ]
 
     def plan_erase(self, ids, applied_seq, *, undo):
         self.prefetch(ids)
@@ -364,7 +388,8 @@ class Batch:
             return self.entry(req, seq, "delete", ids=change.ids)
         if change.op == "update":
             row = self.rows[change.ids[0]]
-            self.set_fields(row, json.loads(row.body), change.fields, seq)
+            body = json.loads(row.body)
+            self.set_fields(row, body, change.fields, seq, change.versions)
             return self.entry(req, seq, "update", id=row.element_id, set=change.fields)
         self.restore(change.row, seq)
         element = json.loads(element_json(change.row))

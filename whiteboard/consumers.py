@@ -6,6 +6,7 @@ Frames are decoded and validated by `protocol`, ops are committed by the board's
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from django.conf import settings
 from config.daphne_compat import PeerGone
 
 from . import broadcast, protocol, selectors, services
-from .access import Refusal
+from .access import BoardSettings, Refusal, board_role
 from .changes import OpRequest
 from .hub import registry
 from .identity import new_sid
@@ -236,14 +237,15 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if not self.joined or self.closing:
             return
         self.last_frame = asyncio.get_running_loop().time()
+        if self.too_big(text_data, bytes_data):
+            self.closing = True
+            await self.leave_board()
+            await self.close(code=protocol.CLOSE_TOO_BIG)
+            return
         if text_data is None:
             await self.refuse(
                 protocol.BadMessage("Binary frames are not accepted: send JSON text.")
             )
-            return
-        if self.too_big(text_data):
-            self.closing = True
-            await self.close(code=protocol.CLOSE_TOO_BIG)
             return
         try:
             envelope = protocol.parse_envelope(text_data)
@@ -251,24 +253,34 @@ class BoardConsumer(AsyncWebsocketConsumer):
         except protocol.ProtocolError as error:
             await self.refuse(error)
 
-    def too_big(self, text):
+    def too_big(self, text, data):
         limit = self.limits.max_frame_bytes
+        if text is None:
+            return len(data or b"") > limit
+        # Cheap bounds first: a character takes 1 to 4 bytes in UTF-8.
         return len(text) > limit or (
             len(text) * 4 > limit and len(text.encode("utf-8")) > limit
         )
 
     async def handle_op(self, envelope):
+        cid = envelope.cid
+        seq = self.hub.committed_seq(cid)
+        if seq is not None:  # a resend: answered before, and free of the rate
+            await self.send_frame({"type": "ack", "cid": cid, "seq": seq})
+            return
         try:
             op, error = protocol.validate(envelope, self.limits), None
         except protocol.ProtocolError as exc:
             op, error = None, exc
+        free = self.hub.in_flight(cid)
         request = OpRequest(
-            cid=envelope.cid,
+            cid=cid,
             kind=envelope.type,
             author=self.author,
             op=op,
             error=error,
-            rate_limited=not self.bucket.take(),
+            rate_limited=not (free or self.bucket.take()),
+            counted=not free,
         )
         self.hub.submit(request, self)
 
@@ -277,11 +289,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.hub.cursor(self.sid, cursor.x, cursor.y)
 
     async def handle_draft(self, envelope):
-        draft = protocol.validate(envelope, self.limits)
+        # Checked in the order ops are: permission before the fields.
         if self.role == "viewer":
             raise protocol.Forbidden("You can view this board but not draw on it.")
         if self.locked:
             raise protocol.Forbidden("This board is locked: nobody can draw on it.")
+        draft = protocol.validate(envelope, self.limits)
         self.hub.draft(self.sid, draft.element)
 
     async def handle_ping(self, envelope):
@@ -298,7 +311,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def op_outcome(self, request, outcome):
         """Called by the hub after a batch: acks and errors go to the sender only."""
         if outcome.ack:
-            if not request.rate_limited:
+            if request.counted and not request.rate_limited:
                 self.bucket.give_back()
             await self.send_frame(
                 {"type": "ack", "cid": outcome.cid, "seq": outcome.last}
@@ -450,7 +463,22 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.send_frame({"type": "left", "sid": event["sid"]})
 
     async def board_meta(self, event):
+        """The board's settings changed: re-decide this connection's role."""
+        before = (self.title, self.locked, self.role)
         self.title, self.locked = event["title"], event["locked"]
+        settings_now = BoardSettings(
+            event["owner_id"], event["is_public"], event["visitor_role"]
+        )
+        try:
+            role = board_role(settings_now, self.scope.get("user"))
+        except Refusal:
+            await self.lose_access()
+            return
+        if role != self.role:
+            self.role = role
+            self.author = dataclasses.replace(self.author, role=role)
+        if (self.title, self.locked, self.role) == before:
+            return  # nothing this connection shows has changed
         board = {
             "slug": self.slug,
             "title": self.title,
@@ -458,3 +486,16 @@ class BoardConsumer(AsyncWebsocketConsumer):
             "locked": self.locked,
         }
         await self.send_frame({"type": "board", "board": board})
+
+    async def lose_access(self):
+        """This connection may no longer see the board: say so and close 4403."""
+        if self.closing:
+            return
+        self.closing = True
+        await self.send_frame(
+            protocol.error_frame(
+                "forbidden", "You no longer have access to this board."
+            )
+        )
+        await self.leave_board()
+        await self.close(code=protocol.CLOSE_FORBIDDEN)

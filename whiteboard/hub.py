@@ -27,6 +27,9 @@ from .models import board_group
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+# Committed cids remembered per board, so that a resend is acked at once
+# without taking a rate token; older ones are found in the database.
+RECENT_CIDS = 10_000
 VOLATILE_INTERVAL = 0.05
 
 commit = database_sync_to_async(services.ops_commit)
@@ -48,6 +51,8 @@ class BoardHub:
         self.limits = limits
         self.members = {}
         self.pending = []
+        self.pending_cids = {}
+        self.recent = {}
         self.task = None
         self.idle = asyncio.Event()
         self.idle.set()
@@ -58,8 +63,21 @@ class BoardHub:
 
     # -- ops -----------------------------------------------------------------
 
+    def committed_seq(self, cid):
+        """The last seq of a cid this process committed recently, or None."""
+        return self.recent.get(cid)
+
+    def in_flight(self, cid):
+        return cid in self.pending_cids
+
+    def remember(self, cid, seq):
+        self.recent[cid] = seq
+        if len(self.recent) > RECENT_CIDS:
+            del self.recent[next(iter(self.recent))]
+
     def submit(self, request, consumer):
         self.pending.append((request, consumer))
+        self.pending_cids[request.cid] = self.pending_cids.get(request.cid, 0) + 1
         if self.task is None:
             self.idle.clear()
             self.task = asyncio.get_running_loop().create_task(self.run())
@@ -94,16 +112,27 @@ class BoardHub:
                 len(batch),
                 self.slug,
             )
+            for request, _ in batch:
+                self.settle(request.cid)
             for consumer in {id(c): c for _, c in batch}.values():
                 await consumer.fail_connection()
             return
         if result.frame is not None:
             event = broadcast.ops_event(result.frame, result.first, result.last)
             await get_channel_layer().group_send(self.group, event)
+        for (request, _), outcome in zip(batch, result.outcomes, strict=True):
+            if outcome.last is not None:
+                self.remember(request.cid, outcome.last)
         for (request, consumer), outcome in zip(batch, result.outcomes, strict=True):
+            self.settle(request.cid)
             await consumer.op_outcome(request, outcome)
             if outcome.first is not None and request.kind == "add":
                 self.forget_draft(request.author.sid, request.op.element["id"])
+
+    def settle(self, cid):
+        left = self.pending_cids.pop(cid, 1) - 1
+        if left:
+            self.pending_cids[cid] = left
 
     async def drain(self, timeout):
         """Wait (bounded) until everything submitted so far is committed."""

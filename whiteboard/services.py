@@ -168,6 +168,17 @@ def board_clear(*, board, user, limits):
 
 
 def board_set_locked(*, board, locked):
-    Board.objects.filter(pk=board.pk).update(locked=locked, changed_at=timezone.now())
     board.locked = locked
+    board_update_settings(board=board, fields=["locked"])
+
+
+def board_update_settings(*, board, fields):
+    """Save the named settings of `board` and tell its open connections.
+
+    Only these columns are written: `seq` and `live_elements` belong to the op
+    engine and may have changed since `board` was read.
+    """
+    if not fields:
+        return
+    board.save(update_fields=[*fields, "changed_at"])
     transaction.on_commit(lambda: broadcast.publish_board(board))

@@ -1,7 +1,8 @@
 """Channel-layer events sent to a board's group.
 
-Event types are fixed here, never taken from a client: Channels turns an event's
-`type` into a handler name on every consumer in the group.
+Event types are fixed here, never taken from a client, and each maps to one
+connection method through HANDLERS, a closed allow-list. A process receives each
+event once, on its board hub's channel, and hands it to its local connections.
 """
 
 from asgiref.sync import async_to_sync
@@ -14,6 +15,15 @@ VOLATILE = "board.volatile"
 JOINED = "board.joined"
 LEFT = "board.left"
 META = "board.meta"
+
+# The connection method that handles each event: a closed allow-list.
+HANDLERS = {
+    OPS: "board_ops",
+    VOLATILE: "board_volatile",
+    JOINED: "board_joined",
+    LEFT: "board_left",
+    META: "board_meta",
+}
 
 
 def ops_event(frame, first, last):

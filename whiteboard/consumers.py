@@ -26,7 +26,6 @@ from .access import BoardSettings, Refusal, board_role
 from .changes import OpRequest
 from .hub import registry
 from .identity import new_sid
-from .models import board_group
 from .protocol import encode
 
 logger = logging.getLogger(__name__)
@@ -77,11 +76,22 @@ class TokenBucket:
 
 
 class BoardConsumer(AsyncWebsocketConsumer):
+    # No channel per connection: the board's hub receives each group event once
+    # per process and hands it to every local connection (see hub.py).
+    channel_layer_alias = None
     hub = None
     joined = False
     left = False
     closing = False
+    ready = False
     heartbeat_timer = gap_timer = cursor_timer = None
+    cursor_sent = 0.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.backlog = []
+        self.early = {}
+        self.cursor_items = {}
 
     # == connection lifecycle ====================================================
 
@@ -108,7 +118,6 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.limits = current_limits()
         self.sid = new_sid()
         self.slug = self.scope["url_route"]["kwargs"]["slug"]
-        self.group = board_group(self.slug)
         try:
             admission = await admit(
                 slug=self.slug,
@@ -120,9 +129,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.refuse_connection(refusal)
             return
         await self.accept()
-        # Join the group before reading the state, so that no op falls between.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.hub = registry().hub(admission.board.pk, self.slug, self.limits)
+        # Subscribe before reading the state, so that no op falls between;
+        # events wait in the backlog until the state has been sent.
+        self.hub.join(self)
         self.joined = True
+        await self.hub.subscribe()
         await self.start_session(admission)
 
     async def refuse_connection(self, refusal):
@@ -136,7 +148,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.role = admission.role
         state = await join(
             admission=admission,
-            channel_name=self.channel_name,
+            channel_name=self.hub.channel,
             server=registry().server,
             since=since_from(self.scope),
             limits=self.limits,
@@ -147,23 +159,22 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.title = state.welcome["board"]["title"]
         self.peers = {user["sid"] for user in state.welcome["users"]}
         self.delivered = state.seq
-        self.early = {}
-        self.gap_timer = None
         self.bucket = TokenBucket(self.limits.ops_per_second)
         self.refusals = deque(maxlen=REFUSALS_ALLOWED + 1)
-        self.cursor_items = {}
-        self.cursor_timer = None
-        self.cursor_sent = 0.0
         await self.send(text_data=encode(state.welcome))
         for frame in state.frames:
             await self.send(text_data=frame)
-        self.hub = registry().hub(self.board_id, self.slug, self.limits)
-        self.hub.join(self)
         self.watch_heartbeat()
+        await self.become_ready()
         you = state.welcome["you"]
-        await self.channel_layer.group_send(
-            self.group, {"type": broadcast.JOINED, "user": you}
-        )
+        await self.hub.publish({"type": broadcast.JOINED, "user": you})
+
+    async def become_ready(self):
+        """Pass on the events that arrived while the state was being sent."""
+        while self.backlog:
+            handler, event = self.backlog.pop(0)
+            await getattr(self, handler)(event)
+        self.ready = True
 
     async def disconnect(self, code):
         self.gone.set()
@@ -177,12 +188,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
         for timer in (self.heartbeat_timer, self.gap_timer, self.cursor_timer):
             if timer is not None:
                 timer.cancel()
-        if self.hub is not None:
-            self.hub.leave(self)
-        await self.channel_layer.group_discard(self.group, self.channel_name)
-        await self.channel_layer.group_send(
-            self.group, {"type": broadcast.LEFT, "sid": self.sid}
-        )
+        self.hub.leave(self)
+        await self.hub.publish({"type": broadcast.LEFT, "sid": self.sid})
         await leave(sid=self.sid)
 
     async def shut_down(self, *, wait=True):
@@ -369,6 +376,26 @@ class BoardConsumer(AsyncWebsocketConsumer):
         await self.close(code=protocol.CLOSE_IDLE)
 
     # == group events =================================================================
+
+    async def on_event(self, handler, event):
+        """Called by the hub for each board event; holds them until the state is out."""
+        if self.left:
+            return
+        if not self.ready:
+            self.backlog.append((handler, event))
+            return
+        try:
+            await getattr(self, handler)(event)
+        except Exception:
+            logger.exception(
+                "Error handling %s on board %s (connection %s)",
+                event.get("type"),
+                self.slug,
+                self.sid,
+            )
+            await self.fail_connection()
+
+    # -- handlers, one per event type ---------------------------------------------
 
     async def board_ops(self, event):
         """Forward committed ops in seq order, with no gap and no repeat."""

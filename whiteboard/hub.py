@@ -9,6 +9,7 @@ An op on a quiet board is committed and sent at once, without waiting for a tick
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -60,6 +61,9 @@ class BoardHub:
         self.drafts = {}
         self.volatile_timer = None
         self.volatile_at = 0.0
+        self.channel = None
+        self.subscribed = None
+        self.listener = None
 
     # -- ops -----------------------------------------------------------------
 
@@ -188,6 +192,53 @@ class BoardHub:
                 "Dropped cursors/drafts of board %s", self.slug, exc_info=True
             )
 
+    # -- the board's group: one subscription per process ----------------------------
+
+    async def subscribe(self):
+        """Join the board's group for this process; concurrent callers share it."""
+        if self.subscribed is None:
+            loop = asyncio.get_running_loop()
+            self.subscribed = loop.create_task(self._subscribe())
+        await asyncio.shield(self.subscribed)
+
+    async def _subscribe(self):
+        layer = get_channel_layer()
+        self.channel = await layer.new_channel()
+        await layer.group_add(self.group, self.channel)
+        self.listener = asyncio.get_running_loop().create_task(self.listen(layer))
+
+    async def listen(self, layer):
+        """Receive each group event once and hand it to every local connection."""
+        while True:
+            try:
+                event = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Ops missed meanwhile are fetched from the database by the
+                # connections when the next batch shows the gap.
+                logger.warning(
+                    "Receiving for board %s failed", self.slug, exc_info=True
+                )
+                await asyncio.sleep(1)
+                continue
+            handler = broadcast.HANDLERS.get(event.get("type"))
+            if handler is None:
+                logger.warning("Ignored unknown event %r", event.get("type"))
+                continue
+            for consumer in list(self.members.values()):
+                await consumer.on_event(handler, event)
+
+    async def publish(self, event):
+        await get_channel_layer().group_send(self.group, event)
+
+    async def unsubscribe(self):
+        if self.listener is not None:
+            self.listener.cancel()
+        if self.channel is not None:
+            with contextlib.suppress(Exception):
+                await get_channel_layer().group_discard(self.group, self.channel)
+
     # -- members -------------------------------------------------------------------
 
     def join(self, consumer):
@@ -245,8 +296,10 @@ class Registry:
         return hub
 
     def forget_if_unused(self, hub):
+        """Retire a hub with no connections and nothing left to commit."""
         if not hub.members and hub.task is None and self.hubs.get(hub.board_id) is hub:
             del self.hubs[hub.board_id]
+            asyncio.get_running_loop().create_task(hub.unsubscribe())
 
     async def keep_presence(self, heartbeat_seconds):
         """Refresh this process's presence rows so that they are not aged out."""

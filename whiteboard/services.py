@@ -139,6 +139,7 @@ def ops_commit(*, board_id, requests, limits):
             Op.objects.filter(board=board, cid__in=cids).values_list("cid", "last_seq")
         )
         batch = Batch(board, limits, committed)
+        batch.find_redo_holders(r.author.actor for r in requests)
         element_ids = [r.op.element["id"] for r in requests if r.kind == "add" and r.op]
         batch.prefetch(element_ids)
         outcomes = [batch.handle(r) for r in requests]

@@ -26,11 +26,12 @@ async def closed_with(ws, timeout=10):
 async def test_two_clients_see_each_others_ops(start_server, live_db):
     server = start_server()
     slug = live_db.create_board()
-    async with server.open(slug) as alice, server.open(slug) as bob:
-        _, state = await read_state(alice)
+    async with server.open(slug) as alice:
+        alice_welcome, state = await read_state(alice)
         assert state == [{"type": "snapshot", "seq": 0, "elements": [], "more": False}]
+        bob = await server.open(slug)
         welcome, _ = await read_state(bob)
-        assert [u["sid"] for u in welcome["users"]] != []
+        assert [u["sid"] for u in welcome["users"]] == [alice_welcome["you"]["sid"]]
         await alice.send(add_frame("from-alice"))
         await bob.send(add_frame("from-bob"))
         seen = {"alice": [], "bob": []}
@@ -38,6 +39,7 @@ async def test_two_clients_see_each_others_ops(start_server, live_db):
             while len(seen[name]) < 2:
                 frame = await next_of(ws, "ops")
                 seen[name] += [op["element"]["id"] for op in frame["ops"]]
+        await bob.close()
         assert seen["alice"] == seen["bob"]
         assert sorted(seen["alice"]) == ["from-alice", "from-bob"]
 

@@ -37,16 +37,19 @@ async def test_every_op_reaches_clients_of_both_processes_in_the_same_seq_order(
     first = start_server(redis_url=redis_url)
     second = start_server(redis_url=redis_url)
     slug = live_db.create_board()
-    async with first.open(slug) as alice, second.open(slug) as bob:
+    async with first.open(slug) as alice:
+        # alice has her welcome, so she is on the board when bob arrives.
         alice_welcome, _ = await read_state(alice)
-        bob_welcome, _ = await read_state(bob)
-        # Presence spans processes: bob's welcome lists alice's connection.
-        assert alice_welcome["you"]["sid"] in [u["sid"] for u in bob_welcome["users"]]
-        seen = asyncio.gather(
-            collect_ops(alice, 2 * OPS_EACH), collect_ops(bob, 2 * OPS_EACH)
-        )
-        await asyncio.gather(send_ops(alice, "a"), send_ops(bob, "b"))
-        alice_ops, bob_ops = await seen
+        async with second.open(slug) as bob:
+            bob_welcome, _ = await read_state(bob)
+            # Presence spans processes: bob's welcome lists alice's connection.
+            bob_sees = [u["sid"] for u in bob_welcome["users"]]
+            assert alice_welcome["you"]["sid"] in bob_sees
+            seen = asyncio.gather(
+                collect_ops(alice, 2 * OPS_EACH), collect_ops(bob, 2 * OPS_EACH)
+            )
+            await asyncio.gather(send_ops(alice, "a"), send_ops(bob, "b"))
+            alice_ops, bob_ops = await seen
     assert [op["seq"] for op in alice_ops] == list(range(1, 2 * OPS_EACH + 1))
     assert alice_ops == bob_ops
 

@@ -44,7 +44,12 @@ def meta_event(board):
 
 
 def publish(slug, event):
-    """Send an event to a board's group from synchronous code (admin, commands)."""
+    """Send an event to a board's group from synchronous code (admin, commands).
+
+    Every event names its board: one channel per process receives the events of
+    all its boards.
+    """
+    event = {**event, "board": slug}
     async_to_sync(get_channel_layer().group_send)(board_group(slug), event)
 
 

@@ -7,7 +7,6 @@ Frames are decoded and validated by `protocol`, ops are committed by the board's
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections import deque
@@ -24,9 +23,10 @@ from config.daphne_compat import PeerGone
 from . import broadcast, protocol, selectors, services
 from .access import BoardSettings, Refusal, board_role
 from .changes import OpRequest
-from .hub import registry
+from .delivery import Coalescer, OrderedOps
 from .identity import new_sid
 from .protocol import encode
+from .registry import registry
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ missing_ops = database_sync_to_async(selectors.ops_gap)
 
 REFUSALS_ALLOWED = 100
 REFUSAL_WINDOW = 60.0
-GAP_WAIT = 0.5
+CURSOR_INTERVAL = 0.05
 SHUTDOWN_DRAIN = 3.0
 SHUTDOWN_CLOSE_WAIT = 2.0
 
@@ -84,14 +84,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
     left = False
     closing = False
     ready = False
-    heartbeat_timer = gap_timer = cursor_timer = None
-    cursor_sent = 0.0
+    heartbeat_timer = ops_out = cursors_out = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.backlog = []
-        self.early = {}
-        self.cursor_items = {}
 
     # == connection lifecycle ====================================================
 
@@ -105,8 +102,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.shut_down(wait=False)
             raise
         except Exception:
-            # Raised outside dispatch(), e.g. by the channel layer's receive:
-            # still leave the board and close cleanly rather than leave a ghost.
+            # Raised outside dispatch(), by Channels or the server: still leave
+            # the board and close cleanly rather than leave a ghost in presence.
             logger.exception(
                 "Connection %s on board %s failed",
                 getattr(self, "sid", "?"),
@@ -148,7 +145,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.role = admission.role
         state = await join(
             admission=admission,
-            channel_name=self.hub.channel,
+            channel_name=registry().channel,
             server=registry().server,
             since=since_from(self.scope),
             limits=self.limits,
@@ -158,7 +155,9 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.locked = state.welcome["board"]["locked"]
         self.title = state.welcome["board"]["title"]
         self.peers = {user["sid"] for user in state.welcome["users"]}
-        self.delivered = state.seq
+        self.ops_out = OrderedOps(state.seq, self.send_text, self.fetch_ops)
+        # At most one `cursors` frame per 50 ms, whichever process sent them.
+        self.cursors_out = Coalescer(CURSOR_INTERVAL, self.send_cursors)
         self.bucket = TokenBucket(self.limits.ops_per_second)
         self.refusals = deque(maxlen=REFUSALS_ALLOWED + 1)
         await self.send(text_data=encode(state.welcome))
@@ -185,9 +184,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if not self.joined or self.left:
             return
         self.left = True
-        for timer in (self.heartbeat_timer, self.gap_timer, self.cursor_timer):
-            if timer is not None:
-                timer.cancel()
+        if self.heartbeat_timer is not None:
+            self.heartbeat_timer.cancel()
+        for outbox in (self.ops_out, self.cursors_out):
+            if outbox is not None:
+                outbox.close()
         self.hub.leave(self)
         await self.hub.publish({"type": broadcast.LEFT, "sid": self.sid})
         await leave(sid=self.sid)
@@ -343,6 +344,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if not self.left:
             await self.send(text_data=encode(frame))
 
+    async def send_text(self, text):
+        await self.send(text_data=text)
+
+    async def fetch_ops(self, after, upto):
+        return await missing_ops(board_id=self.board_id, after=after, upto=upto)
+
     async def send(self, text_data=None, bytes_data=None, close=False):
         # A peer can vanish between daphne's check and the write; its
         # websocket.disconnect follows, so there is nothing else to do here.
@@ -398,85 +405,19 @@ class BoardConsumer(AsyncWebsocketConsumer):
     # -- handlers, one per event type ---------------------------------------------
 
     async def board_ops(self, event):
-        """Forward committed ops in seq order, with no gap and no repeat."""
-        first, last = event["first"], event["last"]
-        if last <= self.delivered or self.left:
-            return
-        if first > self.delivered + 1:
-            self.early[first] = event
-            self.wait_for_gap()
-            return
-        await self.send_ops(event)
-        while (queued := self.early.pop(self.delivered + 1, None)) is not None:
-            await self.send_ops(queued)
-        self.early = {k: v for k, v in self.early.items() if v["last"] > self.delivered}
-
-    async def send_ops(self, event):
-        text = event["text"]
-        if event["first"] <= self.delivered:
-            ops = [op for op in json.loads(text)["ops"] if op["seq"] > self.delivered]
-            text = encode({"type": "ops", "ops": ops})
-        await self.send(text_data=text)
-        self.delivered = event["last"]
-
-    def wait_for_gap(self):
-        """Another process's batch is late (or was lost): fetch it if it stays away."""
-        if self.gap_timer is None:
-            loop = asyncio.get_running_loop()
-            self.gap_timer = loop.call_later(GAP_WAIT, self.fill_gap_soon)
-
-    def fill_gap_soon(self):
-        self.gap_timer = None
-        if self.early and not self.left:
-            asyncio.get_running_loop().create_task(self.fill_gap())
-
-    async def fill_gap(self):
-        if not self.early:
-            return
-        upto = min(self.early) - 1
-        frames = await missing_ops(
-            board_id=self.board_id, after=self.delivered, upto=upto
-        )
-        for first, last, text in frames:
-            await self.board_ops({"first": first, "last": last, "text": text})
-        if self.early:
-            await self.board_ops(self.early.pop(min(self.early)))
+        await self.ops_out.offer(event["first"], event["last"], event["text"])
 
     async def board_volatile(self, event):
-        if self.left:
-            return
         for sid, item in event["cursors"]:
             if sid != self.sid:
-                self.cursor_items[sid] = item
+                self.cursors_out.add(sid, item)
         for sid, frame in event["drafts"]:
             if sid != self.sid:
                 await self.send(text_data=frame)
-        self.send_cursors_soon()
 
-    def send_cursors_soon(self):
-        """At most one `cursors` frame per 50 ms, whichever process sent them."""
-        if not self.cursor_items or self.cursor_timer is not None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = self.cursor_sent + 0.05 - loop.time()
-        if delay <= 0:
-            loop.create_task(self.send_cursors())
-        else:
-            self.cursor_timer = loop.call_later(delay, self.send_cursors_later)
-
-    def send_cursors_later(self):
-        self.cursor_timer = None
-        asyncio.get_running_loop().create_task(self.send_cursors())
-
-    async def send_cursors(self):
-        items, self.cursor_items = self.cursor_items, {}
-        if items and not self.left:
-            self.cursor_sent = asyncio.get_running_loop().time()
-            await self.send(
-                text_data='{"type":"cursors","cursors":['
-                + ",".join(items.values())
-                + "]}"
-            )
+    async def send_cursors(self, items):
+        cursors = ",".join(items.values())
+        await self.send(text_data=f'{{"type":"cursors","cursors":[{cursors}]}}')
 
     async def board_joined(self, event):
         user = event["user"]

@@ -1,4 +1,4 @@
-"""Per-process batching of a board's traffic.
+"""Per-process batching of one board's traffic.
 
 One `BoardHub` per board per process gathers the ops of its local connections,
 commits them in one transaction per batch and broadcasts each batch with one
@@ -6,16 +6,13 @@ commits them in one transaction per batch and broadcasts each batch with one
 per incoming frame collapses a busy board (measured: p50 over 3 s at
 50 clients x 10 ops/s); one broadcast per tick keeps it near the commit time.
 An op on a quiet board is committed and sent at once, without waiting for a tick.
+
+Events for the board arrive once per process (see registry.py) and the hub hands
+each to its local connections.
 """
 
 import asyncio
-import contextlib
 import logging
-import os
-import secrets
-import socket
-import sys
-import weakref
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -23,18 +20,18 @@ from django.conf import settings
 
 from . import broadcast, services
 from .changes import dumps
+from .delivery import Coalescer
 from .models import board_group
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+VOLATILE_INTERVAL = 0.05
 # Committed cids remembered per board, so that a resend is acked at once
 # without taking a rate token; older ones are found in the database.
 RECENT_CIDS = 10_000
-VOLATILE_INTERVAL = 0.05
 
 commit = database_sync_to_async(services.ops_commit)
-touch = database_sync_to_async(services.presence_touch)
 
 
 def tick_seconds():
@@ -57,13 +54,9 @@ class BoardHub:
         self.task = None
         self.idle = asyncio.Event()
         self.idle.set()
-        self.cursors = {}
-        self.drafts = {}
-        self.volatile_timer = None
-        self.volatile_at = 0.0
-        self.channel = None
+        # Keys ("cursor", sid) and ("draft", sid): the latest of each per tick.
+        self.volatile = Coalescer(VOLATILE_INTERVAL, self.flush_volatile)
         self.subscribed = None
-        self.listener = None
 
     # -- ops -----------------------------------------------------------------
 
@@ -122,8 +115,9 @@ class BoardHub:
                 await consumer.fail_connection()
             return
         if result.frame is not None:
-            event = broadcast.ops_event(result.frame, result.first, result.last)
-            await get_channel_layer().group_send(self.group, event)
+            await self.publish(
+                broadcast.ops_event(result.frame, result.first, result.last)
+            )
         for (request, _), outcome in zip(batch, result.outcomes, strict=True):
             if outcome.last is not None:
                 self.remember(request.cid, outcome.last)
@@ -148,96 +142,49 @@ class BoardHub:
     # -- volatile messages ------------------------------------------------------
 
     def cursor(self, sid, x, y):
-        self.cursors[sid] = dumps({"sid": sid, "x": x, "y": y})
-        self.schedule_volatile()
+        self.volatile.add(("cursor", sid), dumps({"sid": sid, "x": x, "y": y}))
 
     def draft(self, sid, element):
         frame = dumps({"type": "draft", "sid": sid, "element": element})
-        self.drafts[sid] = (element["id"] if element else None, frame)
-        self.schedule_volatile()
+        self.volatile.add(("draft", sid), (element["id"] if element else None, frame))
 
     def forget_draft(self, sid, element_id):
         """A committed add replaces its author's draft of the same element."""
-        pending = self.drafts.get(sid)
+        pending = self.volatile.items.get(("draft", sid))
         if pending is not None and pending[0] == element_id:
-            del self.drafts[sid]
+            self.volatile.discard(("draft", sid))
 
-    def schedule_volatile(self):
-        if self.volatile_timer is not None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self.volatile_at + VOLATILE_INTERVAL - loop.time())
-        self.volatile_timer = loop.call_later(delay, self.start_volatile_flush)
-
-    def start_volatile_flush(self):
-        self.volatile_timer = None
-        asyncio.get_running_loop().create_task(self.flush_volatile())
-
-    async def flush_volatile(self):
-        self.volatile_at = asyncio.get_running_loop().time()
-        cursors, self.cursors = self.cursors, {}
-        drafts, self.drafts = self.drafts, {}
-        if not cursors and not drafts:
-            return
-        event = {
-            "type": broadcast.VOLATILE,
-            "cursors": list(cursors.items()),
-            "drafts": [(sid, frame) for sid, (_, frame) in drafts.items()],
-        }
+    async def flush_volatile(self, items):
+        cursors = [
+            (sid, item) for (kind, sid), item in items.items() if kind == "cursor"
+        ]
+        drafts = [
+            (sid, item[1]) for (kind, sid), item in items.items() if kind == "draft"
+        ]
+        event = {"type": broadcast.VOLATILE, "cursors": cursors, "drafts": drafts}
         try:
-            await get_channel_layer().group_send(self.group, event)
+            await self.publish(event)
         except Exception:
             # Volatile messages may be dropped; the next movement replaces them.
             logger.warning(
                 "Dropped cursors/drafts of board %s", self.slug, exc_info=True
             )
 
-    # -- the board's group: one subscription per process ----------------------------
+    # -- events ------------------------------------------------------------------
 
     async def subscribe(self):
-        """Join the board's group for this process; concurrent callers share it."""
+        """Have this process's channel in the board's group; callers share one wait."""
         if self.subscribed is None:
             loop = asyncio.get_running_loop()
-            self.subscribed = loop.create_task(self._subscribe())
+            self.subscribed = loop.create_task(self.registry.join_group(self.group))
         await asyncio.shield(self.subscribed)
 
-    async def _subscribe(self):
-        layer = get_channel_layer()
-        self.channel = await layer.new_channel()
-        await layer.group_add(self.group, self.channel)
-        self.listener = asyncio.get_running_loop().create_task(self.listen(layer))
-
-    async def listen(self, layer):
-        """Receive each group event once and hand it to every local connection."""
-        while True:
-            try:
-                event = await layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Ops missed meanwhile are fetched from the database by the
-                # connections when the next batch shows the gap.
-                logger.warning(
-                    "Receiving for board %s failed", self.slug, exc_info=True
-                )
-                await asyncio.sleep(1)
-                continue
-            handler = broadcast.HANDLERS.get(event.get("type"))
-            if handler is None:
-                logger.warning("Ignored unknown event %r", event.get("type"))
-                continue
-            for consumer in list(self.members.values()):
-                await consumer.on_event(handler, event)
-
     async def publish(self, event):
-        await get_channel_layer().group_send(self.group, event)
+        await get_channel_layer().group_send(self.group, {**event, "board": self.slug})
 
-    async def unsubscribe(self):
-        if self.listener is not None:
-            self.listener.cancel()
-        if self.channel is not None:
-            with contextlib.suppress(Exception):
-                await get_channel_layer().group_discard(self.group, self.channel)
+    async def dispatch(self, handler, event):
+        for consumer in list(self.members.values()):
+            await consumer.on_event(handler, event)
 
     # -- members -------------------------------------------------------------------
 
@@ -246,82 +193,9 @@ class BoardHub:
 
     def leave(self, consumer):
         self.members.pop(consumer.sid, None)
-        self.cursors.pop(consumer.sid, None)
-        self.drafts.pop(consumer.sid, None)
+        self.volatile.discard(("cursor", consumer.sid))
+        self.volatile.discard(("draft", consumer.sid))
         self.registry.forget_if_unused(self)
 
-
-class Registry:
-    """The hubs of one event loop (one server process), and their presence upkeep."""
-
-    def __init__(self):
-        self.hubs = {}
-        self.server = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.touch_task = None
-        self.watch_shutdown()
-
-    def watch_shutdown(self):
-        """Under daphne, close every socket gracefully before the reactor stops.
-
-        daphne's own shutdown only cancels applications, so clients would see
-        the TCP connection drop (1006) instead of `bye` + 1012; and in daphne
-        4.2 it raises KeyError, skipping even that, when any HTTP connection
-        has not sent a request yet. A "before shutdown" trigger that returns a
-        Deferred makes the reactor wait for us.
-        """
-        reactor = sys.modules.get("twisted.internet.reactor")
-        if reactor is not None and hasattr(reactor, "_asyncioEventloop"):
-            reactor.addSystemEventTrigger("before", "shutdown", self.before_shutdown)
-
-    def before_shutdown(self):
-        from twisted.internet.defer import Deferred
-
-        return Deferred.fromFuture(asyncio.ensure_future(self.shut_down()))
-
-    async def shut_down(self):
-        members = [c for hub in list(self.hubs.values()) for c in hub.members.values()]
-        logger.info("Closing %d connections before the server stops", len(members))
-        await asyncio.gather(*(c.shut_down() for c in members), return_exceptions=True)
-        if self.touch_task is not None:
-            self.touch_task.cancel()
-
-    def hub(self, board_id, slug, limits):
-        hub = self.hubs.get(board_id)
-        if hub is None:
-            hub = self.hubs[board_id] = BoardHub(self, board_id, slug, limits)
-        if self.touch_task is None:
-            self.touch_task = asyncio.get_running_loop().create_task(
-                self.keep_presence(limits.heartbeat_seconds)
-            )
-        return hub
-
-    def forget_if_unused(self, hub):
-        """Retire a hub with no connections and nothing left to commit."""
-        if not hub.members and hub.task is None and self.hubs.get(hub.board_id) is hub:
-            del self.hubs[hub.board_id]
-            asyncio.get_running_loop().create_task(hub.unsubscribe())
-
-    async def keep_presence(self, heartbeat_seconds):
-        """Refresh this process's presence rows so that they are not aged out."""
-        try:
-            while self.hubs:
-                await asyncio.sleep(heartbeat_seconds)
-                sids = [sid for hub in self.hubs.values() for sid in hub.members]
-                try:
-                    await touch(server=self.server, sids=sids)
-                except Exception:
-                    logger.warning("Could not refresh presence", exc_info=True)
-        finally:
-            self.touch_task = None
-
-
-_registries = weakref.WeakKeyDictionary()
-
-
-def registry():
-    """The registry of the running event loop (tests run one loop per test)."""
-    loop = asyncio.get_running_loop()
-    found = _registries.get(loop)
-    if found is None:
-        found = _registries[loop] = Registry()
-    return found
+    def close(self):
+        self.volatile.close()

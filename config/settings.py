@@ -101,11 +101,14 @@ TEMPLATES = [
 # SQLite in WAL mode with a busy timeout lets readers run beside the one writer;
 # IMMEDIATE transactions take the write lock up front instead of failing with
 # "database is locked" when a read transaction later tries to write.
+# synchronous=FULL syncs the WAL at every commit: an op a client has seen
+# survives a power cut, not only a crash of the server (ops are committed in
+# batches, so this is one sync per batch).
 SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
     "init_command": (
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=20000;"
     ),
 }
 

@@ -50,9 +50,8 @@ def connection_author(*, user, session, sid, role):
     """The name, colour and history key of a connection, from its login or session."""
     if user is not None and user.is_authenticated:
         actor = actor_key(user_id=user.pk)
-        return Author(sid, user_display_name(user), actor, user.pk, role), color_for(
-            actor
-        )
+        author = Author(sid, user_display_name(user), actor, user.pk, role)
+        return author, color_for(actor)
     session_key = getattr(session, "session_key", None)
     actor = actor_key(session_key=session_key, sid=sid)
     stored = session.get("guest_name") if session_key else None

@@ -217,6 +217,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
+        "daphne": {"level": env("DAPHNE_LOG_LEVEL", "WARNING")},
     },
 }

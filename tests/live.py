@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 START_TIMEOUT = 30
+LISTENING = b"Listening on TCP address"
 
 
 def free_port():
@@ -30,18 +31,49 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def wait_for_port(port, process, timeout=START_TIMEOUT):
-    """Return once something accepts connections on the port, or fail loudly."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with closing(socket.socket()) as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on port {port} after {timeout} s")
+class Output:
+    """A server's combined output, copied to a log file as it comes.
+
+    `ready` is set when the line saying the server listens appears (or when the
+    output ends, i.e. the process died), so a test waits for that event instead
+    of polling the port.
+    """
+
+    def __init__(self, process, log_path, marker):
+        self.process = process
+        self.log_path = log_path
+        self.marker = marker
+        self.ready = threading.Event()
+        self.copier = threading.Thread(target=self.copy, daemon=True)
+        self.copier.start()
+
+    def copy(self):
+        with open(self.log_path, "ab") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                if self.marker in line:
+                    self.ready.set()
+        self.ready.set()
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        if not self.ready.wait(timeout):
+            raise RuntimeError(f"no {self.marker!r} after {timeout} s")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"server exited with {self.process.returncode}")
+
+    def close(self):
+        """Once the process has ended: the whole output is in the log."""
+        self.copier.join(10)
+
+
+def start_process(command, log_path, marker, **options):
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **options
+    )
+    output = Output(process, log_path, marker)
+    output.wait_ready()
+    return process, output
 
 
 def base_env(database_url, **extra):
@@ -57,6 +89,8 @@ def base_env(database_url, **extra):
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=database_url,
         PYTHONUNBUFFERED="1",
+        # daphne logs "Listening on TCP address" once the port accepts.
+        DAPHNE_LOG_LEVEL="INFO",
     )
     env.update({key: str(value) for key, value in extra.items() if value is not None})
     return env
@@ -133,11 +167,9 @@ class Server:
         ]
 
     def start(self):
-        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log
+        self.process, self.output = start_process(
+            self.command(), self.log_path, LISTENING, cwd=ROOT, env=self.env
         )
-        wait_for_port(self.port, self.process)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
@@ -148,12 +180,12 @@ class Server:
         try:
             return self.process.wait(timeout)
         finally:
-            self.log.close()
+            self.output.close()
 
     def kill(self):
         self.process.kill()
         self.process.wait(10)
-        self.log.close()
+        self.output.close()
 
     def logs(self):
         return self.log_path.read_text(errors="replace")
@@ -178,17 +210,18 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is required: apt-get install redis-server")
         self.port = free_port()
-        self.process = subprocess.Popen(
+        self.process, self.output = start_process(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
             + ["--appendonly", "no", "--dir", str(tmp_dir)],
-            stdout=subprocess.DEVNULL,
+            Path(tmp_dir) / "redis.log",
+            b"Ready to accept connections",
         )
-        wait_for_port(self.port, self.process)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self):
         self.process.terminate()
         self.process.wait(10)
+        self.output.close()
 
 
 async def read_state(ws):

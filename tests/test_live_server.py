@@ -110,19 +110,22 @@ async def test_silent_client_is_closed_with_4408_and_pinging_client_is_not(
         await read_state(silent)
         await read_state(busy)
 
-        async def keep_pinging():
-            for n in range(12):
-                await busy.send(json.dumps({"type": "ping", "n": n}))
-                await asyncio.sleep(0.5)
-
-        pinger = asyncio.create_task(keep_pinging())
-        code, frames = await closed_with(silent, timeout=8)
+        # busy pings at the heartbeat pace until silent is cut off, and each
+        # pause ends at once if it is.
+        cut_off = asyncio.create_task(closed_with(silent, timeout=8))
+        n = 0
+        while not cut_off.done():
+            await busy.send(json.dumps({"type": "ping", "n": n}))
+            assert (await next_of(busy, "pong"))["n"] == n
+            await asyncio.wait([cut_off], timeout=0.5)
+            n += 1
+        code, frames = cut_off.result()
         assert code == 4408
         assert not [f for f in frames if f["type"] == "error"]
-        await pinger
+        # busy has been open as long as silent, past the idle limit, and is served.
+        await busy.send(json.dumps({"type": "ping", "n": n}))
+        assert (await next_of(busy, "pong"))["n"] == n
         assert not busy.close_code
-        pong = await next_of(busy, "pong")
-        assert pong["n"] >= 0
 
 
 async def test_resume_with_since_gets_exactly_the_missed_ops(start_server, live_db):

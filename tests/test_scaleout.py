@@ -82,8 +82,12 @@ async def test_a_quiet_channel_is_not_dropped_by_the_redis_client(
     slug = live_db.create_board()
     async with server.open(slug) as ws:
         await read_state(ws)
+        closed = asyncio.create_task(ws.wait_closed())
         for n in range(8):  # eight seconds with nothing on the board's channel
-            await asyncio.sleep(1)  # the client's heartbeat pace, not a sync wait
+            # Each second of the client's heartbeat pace, the socket stays open.
+            done, _ = await asyncio.wait([closed], timeout=1)
+            assert not done, f"closed with {ws.close_code} after {n} s"
             await ws.send(json.dumps({"type": "ping", "n": n}))
             assert json.loads(await ws.recv()) == {"type": "pong", "n": n}
+        closed.cancel()
     assert "Traceback" not in server.logs()

@@ -13,9 +13,9 @@ from tests.conftest import session_headers
 from whiteboard import protocol as p
 from whiteboard import services
 from whiteboard.changes import OpRequest
-from whiteboard.consumers import current_limits
 from whiteboard.identity import Author
 from whiteboard.models import Board
+from whiteboard.services import current_limits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,6 +71,17 @@ def boards(olga):
 def run_action(http, action, *slugs):
     pks = [Board.objects.get(slug=slug).pk for slug in slugs]
     return http.post(CHANGELIST, {"action": action, "_selected_action": pks})
+
+
+async def save_change_form(http, board, **changes):
+    """Post the board's change form as staff would: its settings, with `changes`
+    (a checkbox left unticked is simply absent from the form)."""
+    data = {"title": board.title, "owner": board.owner_id}
+    data |= {"visitor_role": board.visitor_role, "is_public": "on"} | changes
+    data = {key: value for key, value in data.items() if value is not None}
+    url = f"{CHANGELIST}{board.pk}/change/"
+    response = await database_sync_to_async(http.post)(url, data)
+    assert response.status_code == 302
 
 
 def follow_messages(response):
@@ -161,16 +172,7 @@ async def test_renaming_a_board_in_the_admin_tells_connected_clients(
     boards, admin_http, olga, connect
 ):
     a = await connect()
-    data = {
-        "slug": "team",
-        "title": "Renamed",
-        "owner": olga.pk,
-        "is_public": "on",
-        "visitor_role": "editor",
-    }
-    url = f"{CHANGELIST}{boards.pk}/change/"
-    response = await database_sync_to_async(admin_http.post)(url, data)
-    assert response.status_code == 302
+    await save_change_form(admin_http, boards, title="Renamed")
     assert await a.recv_type("board") == {
         "type": "board",
         "board": {
@@ -189,16 +191,7 @@ async def test_making_visitors_viewers_in_the_admin_changes_connected_guests_rol
     from then on its ops are forbidden."""
     owner = await connect(headers=await database_sync_to_async(session_headers)(olga))
     guest = await connect()
-    data = {
-        "slug": "team",
-        "title": "Team board",
-        "owner": olga.pk,
-        "is_public": "on",
-        "visitor_role": "viewer",
-    }
-    url = f"{CHANGELIST}{boards.pk}/change/"
-    response = await database_sync_to_async(admin_http.post)(url, data)
-    assert response.status_code == 302
+    await save_change_form(admin_http, boards, visitor_role="viewer")
     told = not await guest.comm.receive_nothing(timeout=1)
     assert told, "the guest was not told that its role changed"
     assert await guest.recv_type("board") == {
@@ -330,10 +323,7 @@ async def test_making_a_board_private_cuts_off_connected_guests_with_4403(
 ):
     owner = await connect(headers=await database_sync_to_async(session_headers)(olga))
     guest = await connect()
-    data = {"title": "Team board", "owner": olga.pk, "visitor_role": "editor"}
-    url = f"{CHANGELIST}{boards.pk}/change/"
-    response = await database_sync_to_async(admin_http.post)(url, data)
-    assert response.status_code == 302
+    await save_change_form(admin_http, boards, is_public=None)
     error = await guest.recv_type("error")
     assert error["code"] == "forbidden"
     assert (await guest.comm.receive_output(timeout=2))["code"] == 4403

@@ -15,9 +15,9 @@ from tests.conftest import ORIGIN, session_headers
 from whiteboard import protocol as p
 from whiteboard import selectors, services
 from whiteboard.changes import OpRequest
-from whiteboard.consumers import current_limits
 from whiteboard.identity import Author
 from whiteboard.models import Board
+from whiteboard.services import current_limits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

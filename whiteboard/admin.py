@@ -1,8 +1,7 @@
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 
-from . import protocol, services
+from . import services
 from .models import Board, Presence
 
 BOARD_SETTINGS = {"title", "owner", "is_public", "visitor_role", "locked"}
@@ -69,7 +68,7 @@ class BoardAdmin(admin.ModelAdmin):
         description="Clear selected boards (undoable by no one)", permissions=["change"]
     )
     def clear_boards(self, request, queryset):
-        limits = protocol.Limits(**settings.WHITEBOARD_LIMITS)
+        limits = services.current_limits()
         for board in queryset:
             services.board_clear(board=board, user=request.user, limits=limits)
         self.message_user(

@@ -19,9 +19,10 @@ def dumps(value):
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def element_json(row):
-    """The full element as clients see it: the stored body plus its `v`."""
-    return f'{row.body[:-1]},"v":{row.v}}}'
+def element_json(body, v):
+    """The full element as clients see it: the stored body (a JSON object
+    without `v`) with its `v` appended, without decoding the body."""
+    return f'{body[:-1]},"v":{v}}}'
 
 
 @dataclass
@@ -401,7 +402,7 @@ class Batch:
             self.set_fields(row, body, change.fields, seq, change.versions)
             return self.entry(req, seq, "update", id=row.element_id, set=change.fields)
         self.restore(change.row, seq)
-        element = json.loads(element_json(change.row))
+        element = json.loads(element_json(change.row.body, change.row.v))
         return self.entry(req, seq, "add", element=element)
 
     # -- writing ---------------------------------------------------------------

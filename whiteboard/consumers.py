@@ -42,10 +42,6 @@ SHUTDOWN_DRAIN = 3.0
 SHUTDOWN_CLOSE_WAIT = 2.0
 
 
-def current_limits():
-    return protocol.Limits(**settings.WHITEBOARD_LIMITS)
-
-
 def since_from(scope):
     """The `since` query value, or None when it is absent or not a valid seq."""
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("since")
@@ -112,7 +108,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.fail_connection()
 
     async def connect(self):
-        self.limits = current_limits()
+        self.limits = services.current_limits()
         self.sid = new_sid()
         self.slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
@@ -151,11 +147,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
             limits=self.limits,
             max_replay=settings.WHITEBOARD_MAX_REPLAY,
         )
-        self.board_id = state.board_id
+        self.board_id = admission.board.pk
         self.locked = state.welcome["board"]["locked"]
         self.title = state.welcome["board"]["title"]
         self.peers = {user["sid"] for user in state.welcome["users"]}
-        self.ops_out = OrderedOps(state.seq, self.send_text, self.fetch_ops)
+        seq = state.welcome["seq"]
+        self.ops_out = OrderedOps(seq, self.send_text, self.fetch_ops)
         # At most one `cursors` frame per 50 ms, whichever process sent them.
         self.cursors_out = Coalescer(CURSOR_INTERVAL, self.send_cursors)
         self.bucket = TokenBucket(self.limits.ops_per_second)

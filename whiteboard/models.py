@@ -20,11 +20,6 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
-class BoardQuerySet(models.QuerySet):
-    def with_slug(self, slug):
-        return self.filter(slug=slug)
-
-
 class Board(models.Model):
     slug = models.CharField(max_length=64, unique=True, validators=[SLUG_VALIDATOR])
     title = models.CharField(max_length=200)
@@ -52,17 +47,11 @@ class Board(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     changed_at = models.DateTimeField(auto_now=True)
 
-    objects = BoardQuerySet.as_manager()
-
     class Meta:
         ordering = ["-changed_at"]
 
     def __str__(self):
         return f"{self.title} ({self.slug})"
-
-    @property
-    def group_name(self):
-        return board_group(self.slug)
 
 
 def board_group(slug):

@@ -6,7 +6,7 @@ decoding and re-encoding every element.
 
 import json
 
-from .changes import dumps
+from .changes import dumps, element_json
 from .models import Board, Element, Op, Presence
 
 FRAME_BYTES = 256 * 1024
@@ -46,7 +46,7 @@ def snapshot_frames(board, seq, *, budget=FRAME_BYTES):
         .values_list("body", "v")
         .iterator(chunk_size=2000)
     )
-    items = (f'{body[:-1]},"v":{v}}}' for body, v in rows)
+    items = (element_json(body, v) for body, v in rows)
     chunks = list(_chunks(items, budget))
     head = f'{{"type":"snapshot","seq":{seq},"elements":['
     return [
@@ -98,14 +98,6 @@ def presence_users(board, *, exclude_sid, fresh_after):
         {"sid": sid, "name": name, "color": color}
         for sid, name, color in rows.values_list("sid", "name", "color")
     ]
-
-
-def committed_cid_seq(board_id, cid):
-    return (
-        Op.objects.filter(board_id=board_id, cid=cid)
-        .values_list("last_seq", flat=True)
-        .first()
-    )
 
 
 def ops_gap(*, board_id, after, upto):

@@ -5,9 +5,10 @@ a consumer; each write is one transaction.
 """
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,19 +17,15 @@ from .access import board_role
 from .changes import Batch, OpRequest
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
 from .models import Board, Op, Presence
+from .protocol import Limits
 
 
 @dataclass
 class Joined:
     """Everything a newly admitted connection sends before any live frame."""
 
-    board_id: int
-    slug: str
-    author: Author
-    color: str
-    seq: int
     welcome: dict
-    frames: list = field(default_factory=list)
+    frames: list
 
 
 @dataclass
@@ -37,6 +34,11 @@ class CommitResult:
     frame: str | None
     first: int | None
     last: int | None
+
+
+def current_limits():
+    """The protocol limits from the settings (validated when they load)."""
+    return Limits(**settings.WHITEBOARD_LIMITS)
 
 
 def board_create(*, slug, title, owner=None, is_public=True):
@@ -113,9 +115,7 @@ def board_join(*, admission, channel_name, server, since, limits, max_replay):
         "seq": board.seq,
         "limits": limits.as_dict(),
     }
-    return Joined(
-        board.pk, board.slug, author, admission.color, board.seq, welcome, frames
-    )
+    return Joined(welcome, frames)
 
 
 def presence_leave(*, sid):

@@ -25,6 +25,17 @@ def element_json(body, v):
     return f'{body[:-1]},"v":{v}}}'
 
 
+def named_elements(op):
+    """The element ids an op names, so that a batch reads them in one query."""
+    if isinstance(op, p.AddOp):
+        return [op.element["id"]]
+    if isinstance(op, p.UpdateOp):
+        return [op.id]
+    if isinstance(op, p.DeleteOp):
+        return list(op.ids)
+    return []
+
+
 @dataclass
 class OpRequest:
     """An op as it reached the server, with the checks already made on arrival."""

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from . import broadcast, selectors
 from .access import board_role
-from .changes import Batch, OpRequest
+from .changes import Batch, OpRequest, named_elements
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
 from .models import Board, Op, Presence
 from .protocol import Limits
@@ -139,8 +139,7 @@ def ops_commit(*, board_id, requests, limits):
         )
         batch = Batch(board, limits, committed)
         batch.find_redo_holders(r.author.actor for r in requests)
-        element_ids = [r.op.element["id"] for r in requests if r.kind == "add" and r.op]
-        batch.prefetch(element_ids)
+        batch.prefetch([i for r in requests for i in named_elements(r.op)])
         outcomes = [batch.handle(r) for r in requests]
         batch.finish()
     first = batch.first_seq if batch.seq >= batch.first_seq else None

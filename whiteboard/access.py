@@ -58,3 +58,12 @@ def board_role(board, user):
     if board.is_public:
         return board.visitor_role
     raise LoginRequired()
+
+
+def request_role(request, board):
+    """The role the browser behind `request` has on `board`, or the Refusal.
+
+    The board page and every other HTTP view ask here, so a page never shows
+    what its WebSocket would refuse.
+    """
+    return board_role(board, request.user)

@@ -22,16 +22,16 @@ class BoardPage:
         self.origin = origin
         self.slug = slug
         self.sent = []  # every text frame the page sent on a WebSocket, decoded
+        self.received = []  # and every one it received
+        self.sockets = []  # the page's WebSockets, oldest first (urls: .url)
         self.errors = []  # uncaught exceptions in the page
         page.on("websocket", self._watch_socket)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def _watch_socket(self, socket):
-        socket.on("framesent", lambda payload: self._record(payload))
-
-    def _record(self, payload):
-        if isinstance(payload, str):
-            self.sent.append(json.loads(payload))
+        self.sockets.append(socket)
+        socket.on("framesent", lambda payload: _record(self.sent, payload))
+        socket.on("framereceived", lambda payload: _record(self.received, payload))
 
     @property
     def url(self):
@@ -77,8 +77,38 @@ class BoardPage:
         """Every local op confirmed by the server (the page's own counter)."""
         expect(self.page.locator("#pending-count")).to_have_text("0", timeout=timeout)
 
+    def stored_queue(self):
+        """The offline queue in localStorage (`whiteboard.pending.<slug>`), decoded."""
+        raw = self.page.evaluate(
+            "key => localStorage.getItem(key)", f"whiteboard.pending.{self.slug}"
+        )
+        return json.loads(raw) if raw else None
+
     def sent_types(self):
         return [frame.get("type") for frame in self.sent]
+
+    def expect_sent(self, frame_type, action, timeout=TIMEOUT_MS):
+        """Do `action()` and wait until the page sends a frame of `frame_type`.
+
+        Frames leave a WebSocket in order, so once this returns every frame the
+        page sent before is in `self.sent`: a test can then check what was not sent.
+        """
+        needle = f'"type":"{frame_type}"'
+        with self.sockets[-1].expect_event(
+            "framesent",
+            lambda payload: needle in str(payload).replace(" ", ""),
+            timeout=timeout,
+        ):
+            action()
+
+    def expect_received(self, predicate, action, timeout=TIMEOUT_MS):
+        """Do `action()` and wait for a received frame (a dict) matching `predicate`."""
+        with self.sockets[-1].expect_event(
+            "framereceived",
+            lambda payload: predicate(json.loads(payload)),
+            timeout=timeout,
+        ):
+            action()
 
     # -- drawing ---------------------------------------------------------------------
 
@@ -125,5 +155,16 @@ class BoardPage:
     def shot(self):
         return Shot(self.board.screenshot())
 
+    def canvas_pixels(self):
+        """The committed-elements canvas as a PNG data URL (no cursors, no drafts)."""
+        return self.page.evaluate(
+            "() => document.getElementById('board-canvas').toDataURL()"
+        )
+
     def wait_pixels(self, condition, what, timeout=10):
         return wait_for_shot(self.board, condition, timeout, what)
+
+
+def _record(frames, payload):
+    if isinstance(payload, str):
+        frames.append(json.loads(payload))

@@ -62,6 +62,10 @@ class LiveData:
         self.run(_create_board, slug, title, fields)
         return slug
 
+    def update_board(self, slug, **fields):
+        """Change a board's columns (read by the server when a page connects)."""
+        self.run(_update_board, slug, fields)
+
     def elements(self, slug, *, deleted=False):
         """The stored elements (or tombstones) of a board as dicts, bottom first."""
         return self.run(_elements, slug, deleted)
@@ -94,3 +98,7 @@ def _element_rows(slug):
 def _ops(slug):
     rows = Op.objects.using(ALIAS).filter(board__slug=slug).order_by("seq")
     return list(rows.values_list("cid", "kind"))
+
+
+def _update_board(slug, fields):
+    Board.objects.using(ALIAS).filter(slug=slug).update(**fields)

@@ -47,7 +47,8 @@ def board_page(request, slug):
     except access.Refusal as exc:
         return render(request, "whiteboard/refused.html", {"reason": exc}, status=403)
     _ensure_session(request)
-    return render(request, "whiteboard/board.html", _board_context(request, board, role))
+    context = _board_context(request, board, role)
+    return render(request, "whiteboard/board.html", context)
 
 
 def _ensure_session(request):
@@ -99,7 +100,7 @@ def _create_with_fresh_slug(title, owner, is_public):
 
 @require_GET
 def board_open(request):
-    """"Open a board": accepts a pasted link or a slug."""
+    """The "Open a board" form: accepts a pasted link or a slug."""
     text = request.GET.get("board", "").strip().split("?")[0].split("#")[0]
     match = LINK_RE.search(text.lower())
     if not match:

@@ -6,6 +6,7 @@ server refuses to start unless `DJANGO_SECRET_KEY` is set.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -71,6 +72,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the board page's scripts and styles) straight from the
+    # project, under daphne and runserver alike, DEBUG on or off.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -169,6 +173,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# whitenoise serves static files from the finders (static/ and the apps), so no
+# `collectstatic` is needed before `make run` or the tests; a `collectstatic`
+# into STATIC_ROOT still works for a CDN or nginx. Files keep their names (no
+# manifest), so browsers revalidate after WHITENOISE_MAX_AGE seconds.
+WHITENOISE_USE_FINDERS = True
+# STATIC_ROOT exists only after a collectstatic; without it whitenoise says so
+# on every start, though the finders serve everything.
+warnings.filterwarnings("ignore", "No directory at", UserWarning, "whitenoise.base")
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_MAX_AGE = env_int("WHITENOISE_MAX_AGE", 0 if DEBUG else 300)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -3,17 +3,23 @@
 # Usage: scripts/system-deps.sh run|test
 # As root with apt-get, missing packages are installed; elsewhere this prints
 # exactly what to install and fails, so no test is ever skipped for a missing tool.
+# The browser tests drive Debian's own Chromium (/usr/bin/chromium) through
+# Playwright: never `playwright install`, which downloads a browser build.
 set -eu
 
 need=""
 have_python_venv() { python3 -c "import ensurepip, venv" >/dev/null 2>&1; }
 have() { command -v "$1" >/dev/null 2>&1; }
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+# A font the page's text renders with; without any, Chromium draws no glyphs.
+have_font() { [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; }
 
 have python3 && have_python_venv || need="$need python3 python3-venv"
 if [ "${1:-run}" = "test" ]; then
     have redis-server || need="$need redis-server"
     { [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ]; } || need="$need postgresql"
+    [ -x /usr/bin/chromium ] || need="$need chromium"
+    have_font || need="$need fonts-dejavu-core"
 fi
 
 [ -z "$need" ] && exit 0

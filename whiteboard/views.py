@@ -1,7 +1,28 @@
-from django.http import JsonResponse
-from django.shortcuts import render
+"""The server's own pages: home, the board page, board creation, guest rename.
 
+Every view that shows a board asks `access.request_role` first, so a page never
+shows what its WebSocket would refuse.
+"""
+
+import re
+import secrets
+import unicodedata
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
+
+from . import access, selectors, services
 from .models import Board
+
+GUEST_NAME_MAX = 40
+TITLE_MAX = 200
+# A board link (".../b/<slug>/") or a bare slug, as typed into "Open a board".
+LINK_RE = re.compile(r"(?:/b/)?([a-z0-9-]{1,64})/?$")
 
 
 def home(request):
@@ -11,3 +32,111 @@ def home(request):
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def board_page(request, slug):
+    """The drawing page of one board, after the same access check as its socket."""
+    board = selectors.board_by_slug(slug)
+    try:
+        role = access.request_role(request, board)
+    except access.LoginRequired:
+        return redirect_to_login(request.get_full_path())
+    except access.BoardNotFound as exc:
+        raise Http404(exc.message) from exc
+    except access.Refusal as exc:
+        return render(request, "whiteboard/refused.html", {"reason": exc}, status=403)
+    _ensure_session(request)
+    context = _board_context(request, board, role)
+    return render(request, "whiteboard/board.html", context)
+
+
+def _ensure_session(request):
+    """A guest gets a session, so the socket keeps its name and undo history."""
+    if request.session.session_key is None:
+        request.session["guest"] = True
+
+
+def _board_context(request, board, role):
+    guest = not request.user.is_authenticated
+    return {
+        "board": board,
+        "role": role,
+        "guest": guest,
+        "guest_name": request.session.get("guest_name", "") if guest else "",
+        "config": {
+            "slug": board.slug,
+            "title": board.title,
+            "wsPath": f"/ws/boards/{board.slug}/",
+            "guest": guest,
+            "renameUrl": "/me/name",
+        },
+    }
+
+
+@require_POST
+def board_new(request):
+    """Create a board from the home page's form and open it."""
+    title = " ".join(request.POST.get("title", "").split())[:TITLE_MAX]
+    is_public = True
+    if request.user.is_authenticated:
+        is_public = request.POST.get("visibility", "public") != "private"
+    owner = request.user if request.user.is_authenticated else None
+    board = _create_with_fresh_slug(title, owner, is_public)
+    return redirect("whiteboard:board", slug=board.slug)
+
+
+def _create_with_fresh_slug(title, owner, is_public):
+    """A readable slug from the title plus a random tail nobody can guess."""
+    base = slugify(title)[:48].strip("-") or "board"
+    for _ in range(5):
+        slug = f"{base}-{secrets.token_hex(4)}"
+        if not Board.objects.filter(slug=slug).exists():
+            break
+    return services.board_create(
+        slug=slug, title=title or "Untitled board", owner=owner, is_public=is_public
+    )
+
+
+@require_GET
+def board_open(request):
+    """The "Open a board" form: accepts a pasted link or a slug."""
+    text = request.GET.get("board", "").strip().split("?")[0].split("#")[0]
+    match = LINK_RE.search(text.lower())
+    if not match:
+        messages.error(request, "That is not a board link or a board name.")
+        return redirect("whiteboard:home")
+    return redirect("whiteboard:board", slug=match.group(1))
+
+
+def clean_guest_name(raw):
+    """Strip control and format characters and outer spaces; 1 to 40 characters."""
+    text = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
+    text = " ".join(text.split())
+    if not 1 <= len(text) <= GUEST_NAME_MAX:
+        raise ValidationError(f"A name is 1 to {GUEST_NAME_MAX} characters.")
+    return text
+
+
+@require_POST
+def guest_rename(request):
+    """Set the guest's display name in the session (the socket reads it)."""
+    if request.user.is_authenticated:
+        return _rename_answer(request, "Logged-in users use their account name.", 400)
+    try:
+        name = clean_guest_name(request.POST.get("name", ""))
+    except ValidationError as exc:
+        return _rename_answer(request, exc.messages[0], 400)
+    request.session["guest_name"] = name
+    return _rename_answer(request, name, 200)
+
+
+def _rename_answer(request, text, status):
+    """JSON for the page's fetch; a redirect back for a plain form post."""
+    if request.headers.get("Accept", "").startswith("application/json"):
+        key = "name" if status == 200 else "error"
+        return JsonResponse({key: text}, status=status)
+    if status != 200:
+        messages.error(request, text)
+    back = request.POST.get("next", "")
+    return redirect(back if back.startswith("/b/") else "whiteboard:home")

@@ -1,0 +1,328 @@
+// The board page's entry point: wires the store, the connection, the renderer,
+// the tools and the page together, and handles every frame of PROTOCOL.md v1.
+
+import { Connection } from "./connection.js";
+import { exportPng, exportSvg } from "./export.js";
+import { Input } from "./input.js";
+import { Presence } from "./presence.js";
+import { Renderer } from "./render.js";
+import { hitTest, unionBox } from "./shapes.js";
+import { Store, newId } from "./store.js";
+import { TextTool } from "./text.js";
+import { makeTools } from "./tools.js";
+import * as ui from "./ui.js";
+import { Viewport } from "./viewport.js";
+
+const READONLY_VIEWER = "You can view this board but not draw on it.";
+const READONLY_LOCKED = "This board is locked.";
+
+class Board {
+  constructor(config) {
+    this.config = config;
+    this.store = new Store(config.slug);
+    this.viewport = new Viewport();
+    const surface = document.getElementById("board");
+    this.renderer = new Renderer(surface, document.getElementById("board-canvas"), document.getElementById("overlay-canvas"), this.store, this.viewport);
+    this.presence = new Presence(this);
+    this.renderer.drawOverlay = (ctx) => this.drawOverlay(ctx);
+    this.selection = new Set();
+    this.tools = makeTools(this, new TextTool(this, surface));
+    this.toolName = "pen";
+    this.info = { slug: config.slug, title: config.title, role: "editor", locked: false };
+    this.hasState = false;
+    this.sent = new Set();
+    this.conn = new Connection(config.wsPath, this.connectionHandlers(), () => (this.hasState ? this.store.seq : null));
+    this.input = new Input(this, surface);
+    this.store.onChange(() => this.storeChanged());
+    ui.bindToolbar((action) => this.shortcut(action));
+    ui.bindRename(config.renameUrl, (name) => this.renamed(name));
+    ui.rememberVisit(config.slug, config.title);
+    ui.markTool(this.toolName);
+    ui.setPendingCount(this.store.pending.length);
+    window.addEventListener("online", () => this.conn.isOpen || this.conn.reconnect());
+    this.conn.open();
+  }
+
+  connectionHandlers() {
+    return {
+      frame: (frame) => this.handleFrame(frame),
+      status: (state, text) => ui.setStatus(state, text),
+      closed: (code) => this.closed(code),
+    };
+  }
+
+  // --- what the tools use -------------------------------------------------
+
+  color() {
+    return document.getElementById("color").value;
+  }
+
+  width() {
+    return Number(document.getElementById("width").value);
+  }
+
+  limits() {
+    return this.conn.limits;
+  }
+
+  readonly() {
+    return this.info.locked || this.info.role === "viewer";
+  }
+
+  tool() {
+    return this.tools[this.toolName];
+  }
+
+  /** A durable change: shown at once, kept until confirmed, sent when possible. */
+  commit(msg) {
+    if (this.readonly()) return;
+    if (!this.conn.frameFits(msg)) {
+      ui.notice("Your change was refused: it is too large to send.", "error");
+      return;
+    }
+    this.store.addPending(msg);
+    this.flush();
+  }
+
+  draft(element) {
+    this.presence.sendDraft(element);
+  }
+
+  cursor([x, y]) {
+    if (this.hasState) this.presence.sendCursor(x, y);
+  }
+
+  overlayChanged() {
+    this.renderer.schedule();
+  }
+
+  selectionChanged() {
+    this.renderer.schedule();
+  }
+
+  /** The topmost element under a board point, skipping `exclude`. */
+  topmostAt(x, y, tolerance, exclude = null) {
+    const list = this.store.list();
+    for (let i = list.length - 1; i >= 0; i--) {
+      const el = list[i];
+      if (exclude && exclude.has(el.id)) continue;
+      if (hitTest(el, x, y, tolerance)) return el;
+    }
+    return null;
+  }
+
+  // --- sending --------------------------------------------------------------
+
+  /** Send every unconfirmed op not yet sent on this connection, paced by the token bucket. */
+  flush() {
+    ui.setPendingCount(this.store.pending.length);
+    if (!this.synced || !this.conn.isOpen) return;
+    for (const msg of this.store.pendingMessages()) {
+      if (this.sent.has(msg.cid)) continue;
+      if (!this.conn.takeToken()) {
+        clearTimeout(this.flushTimer);
+        this.flushTimer = setTimeout(() => this.flush(), this.conn.tokenWait());
+        return;
+      }
+      this.conn.send(msg);
+      this.sent.add(msg.cid);
+    }
+  }
+
+  // --- receiving ------------------------------------------------------------
+
+  handleFrame(frame) {
+    const handler = this[`on_${frame.type}`];
+    if (typeof handler === "function" && Object.hasOwn(Board.prototype, `on_${frame.type}`)) handler.call(this, frame);
+  }
+
+  on_welcome(frame) {
+    this.synced = false;
+    this.sent = new Set();
+    this.targetSeq = frame.seq;
+    this.snapshotBuffer = [];
+    this.setInfo(frame.board);
+    this.presence.welcome(frame);
+  }
+
+  on_snapshot(frame) {
+    this.snapshotBuffer.push(...frame.elements);
+    if (frame.more) return;
+    this.store.applySnapshot(this.snapshotBuffer, frame.seq);
+    this.snapshotBuffer = [];
+    this.stateArrived();
+  }
+
+  on_ops(frame) {
+    this.presence.opsArrived(frame.ops);
+    this.store.applyOps(frame.ops);
+    if (!this.synced && this.store.seq >= this.targetSeq) this.stateArrived();
+    ui.setPendingCount(this.store.pending.length);
+  }
+
+  stateArrived() {
+    const first = !this.hasState;
+    this.hasState = true;
+    this.synced = true;
+    if (first && this.store.list().length) this.fit();
+    this.flush();
+  }
+
+  on_ack(frame) {
+    this.store.removePending(new Set([frame.cid]));
+    ui.setPendingCount(this.store.pending.length);
+  }
+
+  on_error(frame) {
+    if (frame.cid && this.store.isPending(frame.cid)) {
+      this.refused(frame);
+    } else if (frame.code === "nothing_to_undo" || frame.code === "nothing_to_redo") {
+      ui.notice(frame.code === "nothing_to_undo" ? "Nothing to undo." : "Nothing to redo.");
+    } else {
+      this.lastError = frame;
+      ui.notice(frame.message || frame.code, "error");
+    }
+  }
+
+  /** A refused op: rolled back on screen, or retried if it was only too fast. */
+  refused(frame) {
+    if (frame.code === "rate_limited") {
+      this.sent.delete(frame.cid);
+      clearTimeout(this.flushTimer);
+      this.flushTimer = setTimeout(() => this.flush(), 1000);
+      return;
+    }
+    const kind = this.store.pendingKind(frame.cid);
+    this.store.removePending(new Set([frame.cid]));
+    ui.setPendingCount(this.store.pending.length);
+    if (frame.code === "nothing_to_undo") ui.notice("Nothing to undo.");
+    else if (frame.code === "nothing_to_redo") ui.notice("Nothing to redo.");
+    else ui.notice(`Your change was refused: ${frame.message || frame.code}`, "error");
+    if (kind === "add" || kind === "update" || kind === "delete") this.renderer.invalidate();
+  }
+
+  on_board(frame) {
+    this.setInfo(frame.board);
+  }
+
+  on_cursors(frame) {
+    this.presence.cursors(frame.cursors);
+  }
+
+  on_draft(frame) {
+    this.presence.draft(frame.sid, frame.element);
+  }
+
+  on_joined(frame) {
+    this.presence.joined(frame.user);
+  }
+
+  on_left(frame) {
+    this.presence.left(frame.sid);
+  }
+
+  on_bye() {
+    ui.setStatus("reconnecting", "The server is restarting…");
+  }
+
+  on_pong(frame) {
+    if (typeof frame.t === "number") this.latency = Date.now() - frame.t;
+  }
+
+  closed(code) {
+    this.synced = false;
+    this.presence.reset();
+    if ([4401, 4403, 4404].includes(code)) {
+      const reason = this.lastError ? this.lastError.message : "This board cannot be opened.";
+      ui.setStatus("offline", `Disconnected: ${reason}`);
+      ui.setReadonly(reason);
+    }
+  }
+
+  setInfo(board) {
+    this.info = { ...this.info, ...board };
+    ui.setTitle(this.info.title);
+    const reason = this.info.locked ? READONLY_LOCKED : this.info.role === "viewer" ? READONLY_VIEWER : null;
+    ui.setReadonly(reason);
+    if (reason) this.tool().cancel();
+  }
+
+  storeChanged() {
+    for (const id of this.selection) if (!this.store.get(id)) this.selection.delete(id);
+  }
+
+  // --- actions ----------------------------------------------------------------
+
+  shortcut(action) {
+    if (action.startsWith("tool:")) return this.selectTool(action.slice(5));
+    const actions = {
+      undo: () => this.commit({ type: "undo", cid: newId() }),
+      redo: () => this.commit({ type: "redo", cid: newId() }),
+      delete: () => this.deleteSelection(),
+      deselect: () => this.selection.clear() || this.renderer.schedule(),
+      fit: () => this.fit(),
+      "zoom-in": () => this.zoom(1.25),
+      "zoom-out": () => this.zoom(0.8),
+      "export-png": () => exportPng(this.store.list(), this.config.slug),
+      "export-svg": () => exportSvg(this.store.list(), this.config.slug, this.info.title),
+    };
+    if (actions[action]) actions[action]();
+  }
+
+  selectTool(name) {
+    if (!this.tools[name] || this.readonly()) return;
+    this.tool().cancel();
+    if (name !== "select") this.selection.clear();
+    this.toolName = name;
+    ui.markTool(name);
+    this.renderer.schedule();
+  }
+
+  deleteSelection() {
+    if (!this.selection.size) return;
+    this.commit({ type: "delete", cid: newId(), ids: [...this.selection] });
+    this.selection.clear();
+  }
+
+  fit() {
+    this.viewport.fit(unionBox(this.store.list()));
+    this.renderer.viewChanged(false);
+  }
+
+  zoom(factor) {
+    this.viewport.zoomAt(this.viewport.width / 2, this.viewport.height / 2, factor);
+    this.renderer.viewChanged(false);
+  }
+
+  renamed(name) {
+    ui.notice(`You are now “${name}”.`);
+    this.conn.reconnect();
+  }
+
+  drawOverlay(ctx) {
+    this.presence.drawOverlay(ctx);
+    this.tool().drawOverlay(ctx);
+    if (this.toolName !== "select" && this.selection.size) this.tools.select.drawOverlay(ctx);
+  }
+}
+
+const config = JSON.parse(document.getElementById("board-config").textContent);
+const board = new Board(config);
+
+/** Read-only hooks for tests and debugging; the page does not depend on them. */
+window.whiteboard = Object.freeze({
+  elements: () => board.store.list().map((el) => ({ ...el })),
+  get seq() {
+    return board.store.seq;
+  },
+  get status() {
+    return document.getElementById("connection-status").dataset.state;
+  },
+  pending: () => board.store.pendingMessages().map((msg) => JSON.parse(JSON.stringify(msg))),
+  get stats() {
+    return { ...board.renderer.stats };
+  },
+  get viewport() {
+    return board.viewport.state();
+  },
+});

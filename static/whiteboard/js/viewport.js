@@ -1,0 +1,68 @@
+// The mapping between board coordinates and the screen: screen = (board - origin) * scale.
+
+const MIN_SCALE = 0.02;
+const MAX_SCALE = 40;
+
+export class Viewport {
+  constructor() {
+    this.x = 0; // board coordinate at the left edge
+    this.y = 0; // board coordinate at the top edge
+    this.scale = 1;
+    this.width = 1; // CSS pixels
+    this.height = 1;
+    this.version = 0; // bumped on every change, so caches can tell
+  }
+
+  toBoard(sx, sy) {
+    return [this.x + sx / this.scale, this.y + sy / this.scale];
+  }
+
+  toScreen(bx, by) {
+    return [(bx - this.x) * this.scale, (by - this.y) * this.scale];
+  }
+
+  /** The visible part of the board, [minX, minY, maxX, maxY]. */
+  visibleBox() {
+    return [this.x, this.y, this.x + this.width / this.scale, this.y + this.height / this.scale];
+  }
+
+  resize(width, height) {
+    this.width = Math.max(1, width);
+    this.height = Math.max(1, height);
+    this.version++;
+  }
+
+  panBy(dx, dy) {
+    this.x -= dx / this.scale;
+    this.y -= dy / this.scale;
+    this.version++;
+  }
+
+  /** Zoom by `factor`, keeping the board point under (sx, sy) in place. */
+  zoomAt(sx, sy, factor) {
+    const [bx, by] = this.toBoard(sx, sy);
+    this.scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, this.scale * factor));
+    this.x = bx - sx / this.scale;
+    this.y = by - sy / this.scale;
+    this.version++;
+  }
+
+  /** Show the whole box with a margin; an empty board goes back to the origin. */
+  fit(box, margin = 40) {
+    if (!box) {
+      Object.assign(this, { x: 0, y: 0, scale: 1 });
+    } else {
+      const w = Math.max(1, box[2] - box[0]);
+      const h = Math.max(1, box[3] - box[1]);
+      const scale = Math.min((this.width - 2 * margin) / w, (this.height - 2 * margin) / h, 4);
+      this.scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, scale));
+      this.x = (box[0] + box[2]) / 2 - this.width / 2 / this.scale;
+      this.y = (box[1] + box[3]) / 2 - this.height / 2 / this.scale;
+    }
+    this.version++;
+  }
+
+  state() {
+    return { x: this.x, y: this.y, scale: this.scale };
+  }
+}

@@ -1,0 +1,143 @@
+"""Fixtures of the browser tests: a live daphne, Debian's Chromium, board pages.
+
+The browser is Playwright's sync API (the tests are plain sync functions, so no
+asyncio loop is running in their thread) driving /usr/bin/chromium. Screenshots
+of failing tests, the pages' console output and the server logs are kept under
+artifacts/browser/<database>/ (git-ignored) for CI to keep.
+"""
+
+import os
+import re
+import shutil
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.live import ROOT, Server
+
+from . import livedata
+from .boardpage import BoardPage
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def run_name():
+    url = os.environ.get("DATABASE_URL", "")
+    return "postgres" if url.startswith(("postgres://", "postgresql://")) else "sqlite"
+
+
+@pytest.fixture(scope="package")
+def artifacts():
+    """artifacts/browser/<sqlite|postgres>/, emptied at the start of the run."""
+    path = ROOT / "artifacts" / "browser" / run_name()
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture(scope="package")
+def live_data(live_db, django_db_blocker):
+    livedata.attach(live_db.url)
+    data = livedata.LiveData(django_db_blocker)
+    yield data
+    data.close()
+
+
+def server_in(live_db, artifacts, **env):
+    """A daphne on a free loopback port whose log goes to the artifacts."""
+    return Server(
+        live_db, artifacts, redis_url=os.environ.get("REDIS_URL"), **env
+    ).start()
+
+
+@pytest.fixture(scope="package")
+def daphne(live_db, artifacts):
+    """The daphne most tests share; it stays up for the whole package."""
+    server = server_in(live_db, artifacts)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_server(live_db, artifacts):
+    """A daphne for one test only (one that stops and restarts it)."""
+    server = server_in(live_db, artifacts)
+    yield server
+    if server.process.poll() is None:
+        server.kill()
+
+
+@pytest.fixture(scope="package")
+def browser():
+    playwright = sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def board(live_data):
+    """A new public board everyone may draw on."""
+    return live_data.create_board()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def open_board(request, browser, daphne, artifacts):
+    """Open a board page as a new user: a fresh browser context each time.
+
+    `open_board(slug)` waits until the page is online; `server=` picks another
+    server, `wait=False` only loads the page. Failing tests leave a screenshot
+    of every page and each page's console output in the artifacts.
+    """
+    opened = []
+
+    def open_page(slug, server=None, wait=True, context=None):
+        if context is None:
+            context = browser.new_context(
+                viewport=VIEWPORT, device_scale_factor=1, accept_downloads=True
+            )
+        page = context.new_page()
+        console = []
+        page.on("console", lambda message: console.append(message))
+        board_page = BoardPage(page, (server or daphne).origin, slug)
+        opened.append((board_page, console))
+        if wait:
+            board_page.open()
+        return board_page
+
+    yield open_page
+    save_pages(request.node, opened, artifacts)
+    errors = [error for board_page, _ in opened for error in board_page.errors]
+    for context in {board_page.page.context for board_page, _ in opened}:
+        context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def safe_name(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+def save_pages(node, opened, artifacts):
+    """Console output of every page; a screenshot of each when the test failed."""
+    failed = getattr(node, "report_call", None) is None or node.report_call.failed
+    for n, (board_page, console) in enumerate(opened):
+        stem = artifacts / f"{safe_name(node.name)}-page{n}"
+        lines = [f"{m.type}: {m.text}" for m in console]
+        stem.with_suffix(".console.txt").write_text("\n".join(lines) + "\n")
+        if failed and not board_page.page.is_closed():
+            board_page.page.screenshot(path=stem.with_suffix(".png"), full_page=True)

@@ -1,0 +1,53 @@
+"""A viewer, or anyone on a locked board, sees the board live but cannot draw."""
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+MAGENTA = "#ff00ff"
+CHANGES = {"add", "update", "delete", "clear", "undo", "redo", "draft"}
+VIEWER = "You can view this board but not draw on it."
+LOCKED = "This board is locked."
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [({"visitor_role": "viewer"}, VIEWER), ({"locked": True}, LOCKED)],
+    ids=["viewer", "locked"],
+)
+def test_a_read_only_page_shows_the_board_says_why_and_draws_nothing(
+    open_board, live_data, setting, reason
+):
+    board = live_data.create_board()
+    alice = open_board(board)
+    alice.color(MAGENTA)
+    alice.drag([(150, 150), (350, 200)])
+    alice.wait_confirmed()
+    live_data.update_board(board, **setting)
+
+    bob = open_board(board)
+    expect(bob.board).to_have_attribute("data-readonly", "true")
+    expect(bob.page.locator("#readonly-reason")).to_be_visible()
+    expect(bob.page.locator("#readonly-reason")).to_have_text(reason)
+    for button in bob.page.locator("button[data-tool]").all():
+        expect(button).to_be_disabled()
+    bob.wait_pixels(lambda s: s.count(MAGENTA) > 100, "Alice's stroke")
+    before = bob.canvas_pixels()
+
+    # Bob tries anyway: the pen with the mouse, then R and a rectangle, T and text.
+    bob.drag([(150, 300), (400, 380)])
+    bob.board.focus()
+    bob.page.keyboard.press("r")
+    bob.drag([(450, 100), (600, 200)])
+    bob.page.keyboard.press("t")
+    bob.click_at(500, 400)
+    bob.page.keyboard.type("no")
+    bob.page.keyboard.press("Enter")
+    # A cursor frame sent after all that proves every earlier frame was seen.
+    bob.expect_sent("cursor", lambda: bob.page.mouse.move(*bob.at(20, 20), steps=3))
+
+    assert not CHANGES & set(bob.sent_types()), bob.sent_types()
+    assert len(bob.elements()) == 1
+    assert live_data.element_rows(board) == 1
+    assert bob.canvas_pixels() == before, "the drawing is unchanged"

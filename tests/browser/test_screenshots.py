@@ -1,0 +1,71 @@
+"""Screenshots of the board page kept as test artifacts, and the PNG export."""
+
+import pytest
+from playwright.sync_api import expect
+
+from .pixels import Shot
+
+pytestmark = pytest.mark.browser
+
+MAGENTA, CYAN = "#ff00ff", "#00ffff"
+
+
+def draw_something(page):
+    page.color(MAGENTA)
+    page.drag([(120, 160), (220, 120), (320, 200), (420, 140)])
+    page.tool("rect")
+    page.color(CYAN)
+    page.drag([(150, 260), (400, 380)])
+    page.type_text(160, 420, "Screenshot test")
+    page.wait_count(3)
+    page.wait_confirmed()
+
+
+def test_a_screenshot_of_the_board_page_is_saved_as_an_artifact(
+    open_board, board, artifacts
+):
+    alice, bob = open_board(board), open_board(board)
+    draw_something(alice)
+    bob.wait_pixels(
+        lambda s: s.count(MAGENTA) > 100 and s.count(CYAN) > 100, "the drawing"
+    )
+    path = artifacts / "board-page.png"
+    bob.page.screenshot(path=path)
+    shot = Shot(path.read_bytes())
+    assert shot.image.size == (1280, 800)
+    assert shot.count(MAGENTA) > 100 and shot.count(CYAN) > 100
+    expect(bob.page.locator("#people li")).to_have_count(2)
+
+
+def test_on_a_phone_the_board_fills_the_screen_without_sideways_scrolling(
+    browser, daphne, board, artifacts
+):
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=3, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"{daphne.origin}/b/{board}/")
+        expect(page.locator("#connection-status")).to_have_attribute(
+            "data-state", "online"
+        )
+        page.screenshot(path=artifacts / "board-page-phone.png")
+        box = page.locator("#board").bounding_box()
+        assert box["width"] >= 300 and box["height"] >= 300, box
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        for tool in ("pen", "eraser", "select"):
+            expect(page.locator(f'button[data-tool="{tool}"]')).to_be_in_viewport()
+    finally:
+        context.close()
+
+
+def test_the_png_export_is_the_drawing(open_board, board, tmp_path):
+    alice = open_board(board)
+    draw_something(alice)
+    with alice.page.expect_download() as download:
+        alice.page.locator("button#export-png").click()
+    assert download.value.suggested_filename == f"{board}.png"
+    path = tmp_path / "export.png"
+    download.value.save_as(path)
+    shot = Shot(path.read_bytes())
+    assert shot.count(MAGENTA) > 100 and shot.count(CYAN) > 100

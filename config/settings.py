@@ -194,6 +194,7 @@ LOGOUT_REDIRECT_URL = "whiteboard:home"
 # "5/30s", "100/h" or "off". Checked here so that a typo stops the server.
 WHITEBOARD_LOGIN_RATE = env_rate("WHITEBOARD_LOGIN_RATE", "10/m")
 WHITEBOARD_BOARD_CREATE_RATE = env_rate("WHITEBOARD_BOARD_CREATE_RATE", "20/h")
+WHITEBOARD_SIGNUP_RATE = env_rate("WHITEBOARD_SIGNUP_RATE", "10/h")
 # Proxies (addresses or networks) whose X-Forwarded-For names the client; the
 # limits count the direct peer (REMOTE_ADDR) otherwise. See docs/deploy.md.
 WHITEBOARD_TRUSTED_PROXIES = env_list("WHITEBOARD_TRUSTED_PROXIES", "")

@@ -97,6 +97,7 @@ def base_env(database_url, **extra):
         # Live tests log in many times from 127.0.0.1, and behind Redis every
         # server of the session counts together; a test of the limit sets its own.
         WHITEBOARD_LOGIN_RATE="1000/m",
+        WHITEBOARD_SIGNUP_RATE="1000/m",
     )
     env.update({key: str(value) for key, value in extra.items() if value is not None})
     return env

@@ -265,3 +265,23 @@ def test_showing_the_login_page_is_not_counted(client, alice, settings):
     for _ in range(5):
         assert client.get("/accounts/login/").status_code == 200
     assert log_in(client).status_code == 302
+
+
+def test_sign_ups_from_one_address_are_limited(client, settings):
+    settings.WHITEBOARD_SIGNUP_RATE = "2/d"
+    assert sign_up(client, "frank")["Location"] == "/"
+    assert sign_up(Client(), "grace", password="short").status_code == 200
+    refused = sign_up(Client(), "heidi")
+    assert refused.status_code == 429
+    assert "Too many sign-ups; try again in" in refused.content.decode()
+    assert not get_user_model().objects.filter(username="heidi").exists()
+
+
+def test_a_refused_login_logs_neither_the_password_nor_the_username(
+    client, settings, caplog
+):
+    settings.WHITEBOARD_LOGIN_RATE = "1/d"
+    log_in(client, "ivan-the-user", "hunter2-secret")
+    log_in(client, "ivan-the-user", "hunter2-secret")
+    assert "rate limited: login from 127.0.0.1" in caplog.text
+    assert "hunter2" not in caplog.text and "ivan" not in caplog.text

@@ -3,7 +3,8 @@ change password.
 
 The views are Django's own (login rotates the session key, logout is POST only)
 with two additions: login attempts are rate limited per IP and per username
-tried, and sign-up can be turned off with WHITEBOARD_SIGNUP_OPEN. Password
+tried, and sign-up is rate limited per IP and can be turned off with
+WHITEBOARD_SIGNUP_OPEN. Password
 reset is not routed: it needs outgoing e-mail, which a self-hosted board
 usually has not; an admin sets a new password instead (see README.md).
 """
@@ -52,6 +53,7 @@ def _next_url(request):
 
 @sensitive_post_parameters("password1", "password2")
 @csrf_protect
+@ratelimit.limit("signup")
 def signup(request):
     """Create an account and log in with it; a 404 page when sign-up is off."""
     if not settings.WHITEBOARD_SIGNUP_OPEN:

@@ -30,7 +30,11 @@ UNITS["d"] = UNITS["day"] = 86400
 RATE_PATTERN = re.compile(r"(\d+)/(\d*)(s|sec|m|min|h|hour|d|day)")
 OFF = {"", "off", "none"}
 # What each scope counts, for the message ("Too many login attempts; ...").
-NOUNS = {"login": "login attempts", "board_create": "new boards"}
+NOUNS = {
+    "login": "login attempts",
+    "signup": "sign-ups",
+    "board_create": "new boards",
+}
 
 
 @dataclass(frozen=True)

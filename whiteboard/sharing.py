@@ -25,7 +25,7 @@ def take_share_key(request, board):
         messages.info(request, f"This link lets you open the board as {role}.")
     else:
         messages.error(
-            request, "This share link is not valid: it may have been revoked."
+            request, "This share link does not work: it may have been revoked."
         )
     rest = request.GET.copy()
     del rest[KEY_PARAM]

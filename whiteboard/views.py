@@ -14,7 +14,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, selectors, services, sharing
+from . import access, ratelimit, selectors, services, sharing
 from .models import Board
 
 GUEST_NAME_MAX = 40
@@ -78,6 +78,7 @@ def _board_context(request, board, role):
 
 
 @require_POST
+@ratelimit.limit("board_create")
 def board_new(request):
     """Create a board from the home page's form and open it."""
     title = " ".join(request.POST.get("title", "").split())[:TITLE_MAX]

@@ -4,9 +4,9 @@ change password.
 The views are Django's own (login rotates the session key, logout is POST only)
 with two additions: login attempts are rate limited per IP and per username
 tried, and sign-up is rate limited per IP and can be turned off with
-WHITEBOARD_SIGNUP_OPEN. Password
-reset is not routed: it needs outgoing e-mail, which a self-hosted board
-usually has not; an admin sets a new password instead (see README.md).
+WHITEBOARD_SIGNUP_OPEN. Password reset is not routed: it needs outgoing
+e-mail, which a self-hosted board usually has not; an admin sets a new password
+instead (see README.md).
 """
 
 from django.conf import settings
@@ -22,8 +22,8 @@ from . import ratelimit
 
 
 class LoginView(views.LoginView):
-    """Django's login, refusing with HTTP 429 once an IP or a username has had
-    WHITEBOARD_LOGIN_RATE attempts, before the password is even checked."""
+    """Django's login, but over WHITEBOARD_LOGIN_RATE (per IP or per username)
+    it answers HTTP 429 without checking the password."""
 
     def post(self, request, *args, **kwargs):
         username = request.POST.get("username", "").strip().casefold()
@@ -61,7 +61,7 @@ def signup(request):
     form = UserCreationForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user)
         return redirect(_next_url(request))
     next_url = request.POST.get("next") or request.GET.get("next", "")
     return render(request, "registration/signup.html", {"form": form, "next": next_url})

@@ -81,12 +81,10 @@ class RateLimited(Exception):
         super().__init__(self.message)
 
 
-def _networks(entries):
-    return [ip_network(entry, strict=False) for entry in entries]
-
-
 def trusted_proxies():
-    return _networks(settings.WHITEBOARD_TRUSTED_PROXIES)
+    return [
+        ip_network(entry, strict=False) for entry in settings.WHITEBOARD_TRUSTED_PROXIES
+    ]
 
 
 def _is_proxy(address, proxies):

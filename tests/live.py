@@ -137,11 +137,12 @@ class Database:
             conn.execute(f'CREATE DATABASE "{name}"')
         return urlsplit(server_url)._replace(path=f"/{name}").geturl()
 
-    def create_user(self, username, password):
+    def create_user(self, username, password, superuser=False):
         """An account on this database (the password travels in the environment)."""
+        create = "create_superuser" if superuser else "create_user"
         code = (
             "import os; from django.contrib.auth import get_user_model; "
-            "get_user_model().objects.create_user("
+            f"get_user_model().objects.{create}("
             "os.environ['LIVE_USERNAME'], password=os.environ['LIVE_PASSWORD'])"
         )
         env = base_env(self.url, LIVE_USERNAME=username, LIVE_PASSWORD=password)

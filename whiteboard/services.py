@@ -53,7 +53,8 @@ def new_slug(*, title, is_public):
 
 def board_create(*, title, slug=None, owner=None, is_public=True):
     """Create a board; without a `slug`, one is made up (see `new_slug`)."""
-    slug = slug or new_slug(title=title, is_public=is_public)
+    if slug is None:
+        slug = new_slug(title=title, is_public=is_public)
     board = Board(slug=slug, title=title or slug, owner=owner, is_public=is_public)
     board.full_clean()
     board.save()

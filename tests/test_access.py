@@ -131,3 +131,13 @@ def test_private_boards_get_unguessable_slugs_without_their_title(owner):
     assert "merger" not in one.slug and len(one.slug) == 20
     public = services.board_create(title="Team retro", owner=owner)
     assert public.slug.startswith("team-retro-") and len(public.slug) == 19
+
+
+def test_a_users_boards_are_those_they_own_or_belong_to(private, public, stranger):
+    from whiteboard.selectors import boards_of
+
+    assert list(boards_of(stranger)) == []
+    services.member_set(board=private, user=stranger, role=Role.VIEWER)
+    assert list(boards_of(stranger)) == [private]
+    assert set(boards_of(private.owner)) == {private, public}
+    assert list(boards_of(GUEST)) == []

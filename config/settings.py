@@ -180,7 +180,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 # STATIC_ROOT exists only after a collectstatic; without it whitenoise says so
 # on every start, though the finders serve everything.
-warnings.filterwarnings("ignore", "No directory at", UserWarning, "whitenoise.base")
+warnings.filterwarnings("ignore", "No directory at", UserWarning)
 WHITENOISE_AUTOREFRESH = DEBUG
 WHITENOISE_MAX_AGE = env_int("WHITENOISE_MAX_AGE", 0 if DEBUG else 300)
 

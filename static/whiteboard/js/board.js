@@ -80,6 +80,7 @@ class Board {
       ui.notice("Your change was refused: it is too large to send.", "error");
       return;
     }
+    if (msg.type === "add") this.presence.committed(msg.element.id);
     this.store.addPending(msg);
     this.flush();
   }

@@ -55,8 +55,9 @@ export class Presence {
     this.board.renderer.schedule();
   }
 
+  /** A draft of an element already committed is stale (it crossed the add). */
   draft(sid, element) {
-    if (element) this.drafts.set(sid, element);
+    if (element && !this.board.store.knows(element.id)) this.drafts.set(sid, element);
     else this.drafts.delete(sid);
     this.board.renderer.schedule();
   }
@@ -71,6 +72,12 @@ export class Presence {
 
   sendDraft(element) {
     this.queue("draft", element);
+  }
+
+  /** An element is being committed: a draft of it still waiting must not follow. */
+  committed(id) {
+    const waiting = this.outgoing.draft;
+    if (waiting && waiting.id === id) this.outgoing.draft = undefined;
   }
 
   sendCursor(x, y) {

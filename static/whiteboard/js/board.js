@@ -25,6 +25,7 @@ class Board {
     this.renderer = new Renderer(surface, document.getElementById("board-canvas"), document.getElementById("overlay-canvas"), this.store, this.viewport);
     this.presence = new Presence(this);
     this.renderer.drawOverlay = (ctx) => this.drawOverlay(ctx);
+    this.renderer.caching = new URLSearchParams(location.search).get("nocache") !== "1";
     this.selection = new Set();
     this.tools = makeTools(this, new TextTool(this, surface));
     this.toolName = "pen";

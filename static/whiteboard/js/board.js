@@ -166,7 +166,7 @@ class Board {
     const first = !this.hasState;
     this.hasState = true;
     this.synced = true;
-    if (first && this.store.list().length) this.fit();
+    if (first) this.showContent();
     this.flush();
   }
 
@@ -288,6 +288,14 @@ class Board {
 
   fit() {
     this.viewport.fit(unionBox(this.store.list()));
+    this.renderer.viewChanged(false);
+  }
+
+  /** On first load, bring the drawing into view if it is not, never zooming in. */
+  showContent() {
+    const box = unionBox(this.store.list());
+    if (!box || this.viewport.shows(box)) return;
+    this.viewport.fit(box, 40, 1);
     this.renderer.viewChanged(false);
   }
 

@@ -6,11 +6,15 @@ and 3000-4999 and raises for anything else, so `websocket.close` with 1008,
 (section 7.4.1) and the IANA registry define those codes for exactly these
 cases, so they are sent with `sendCloseFrame`, the same frame writer without the
 application-range check.
+
+daphne's access log also gets share-link keys masked (see log_redaction).
 """
 
 import sys
 
 from autobahn.exception import Disconnected as PeerGone
+
+from config.log_redaction import redact
 
 SERVER_CLOSE_CODES = frozenset({1001, 1008, 1009, 1011, 1012, 1013})
 
@@ -26,8 +30,22 @@ def server_close(self, code=None):
         self.sendClose(code=code)
 
 
+def redacting(write_entry):
+    """daphne's access log (stdout by default) prints each URL whole."""
+
+    def write(self, host, date, request, *args, **kwargs):
+        return write_entry(self, host, date, redact(request), *args, **kwargs)
+
+    write.redacts = True
+    return write
+
+
 def install():
-    """Patch daphne's protocol, when this process is running under daphne."""
+    """Patch daphne's protocol and access log, when running under daphne."""
     ws_protocol = sys.modules.get("daphne.ws_protocol")
     if ws_protocol is not None:
         ws_protocol.WebSocketProtocol.serverClose = server_close
+    access = sys.modules.get("daphne.access")
+    log = getattr(access, "AccessLogGenerator", None)
+    if log is not None and not getattr(log.write_entry, "redacts", False):
+        log.write_entry = redacting(log.write_entry)

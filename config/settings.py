@@ -7,12 +7,14 @@ server refuses to start unless `DJANGO_SECRET_KEY` is set.
 
 import os
 import warnings
+from ipaddress import ip_network
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from whiteboard.protocol import Limits
+from whiteboard.ratelimit import parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,6 +42,16 @@ def env_int(name, default):
 
 def env_list(name, default):
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def env_rate(name, default):
+    """A rate like "10/m" (whiteboard/ratelimit.py), checked at start."""
+    value = env(name, default)
+    try:
+        parse_rate(value)
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+    return value
 
 
 DEBUG = env_bool("DJANGO_DEBUG")
@@ -97,6 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "whiteboard.context_processors.accounts",
             ],
         },
     },
@@ -154,6 +167,45 @@ else:
             "CONFIG": {"capacity": 1000, "expiry": 30},
         }
     }
+
+# Django's cache holds the abuse-limit counters (whiteboard/ratelimit.py): in
+# Redis when there is one, so every process counts together, under its own key
+# prefix beside the channel layer's; else in this process's memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{env('REDIS_PREFIX', 'whiteboard')}-cache",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "whiteboard",
+        }
+    }
+
+# Accounts (/accounts/...): sign-up can be turned off; log in and out land on the
+# home page.
+WHITEBOARD_SIGNUP_OPEN = env_bool("WHITEBOARD_SIGNUP_OPEN", True)
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "whiteboard:home"
+LOGOUT_REDIRECT_URL = "whiteboard:home"
+
+# Abuse limits, per IP and per user (login: per username tried), e.g. "10/m",
+# "5/30s", "100/h" or "off". Checked here so that a typo stops the server.
+WHITEBOARD_LOGIN_RATE = env_rate("WHITEBOARD_LOGIN_RATE", "10/m")
+WHITEBOARD_BOARD_CREATE_RATE = env_rate("WHITEBOARD_BOARD_CREATE_RATE", "20/h")
+WHITEBOARD_SIGNUP_RATE = env_rate("WHITEBOARD_SIGNUP_RATE", "10/h")
+# Proxies (addresses or networks) whose X-Forwarded-For names the client; the
+# limits count the direct peer (REMOTE_ADDR) otherwise. See docs/deploy.md.
+WHITEBOARD_TRUSTED_PROXIES = env_list("WHITEBOARD_TRUSTED_PROXIES", "")
+try:
+    [ip_network(entry, strict=False) for entry in WHITEBOARD_TRUSTED_PROXIES]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WHITEBOARD_TRUSTED_PROXIES: {exc}") from exc
 
 AUTH_PASSWORD_VALIDATORS = [
     {
@@ -227,9 +279,19 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"secrets": {"()": "config.log_redaction.RedactSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Replaces the handlers Django's default logging gives "django" (which
+        # would print each line a second time, unfiltered, when DEBUG is on).
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": env("DAPHNE_LOG_LEVEL", "WARNING")},
     },

@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -175,3 +177,13 @@ def session_headers(user):
 @pytest.fixture
 def login():
     return session_headers
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(settings):
+    """Each test counts its rate limits in a cache namespace of its own."""
+    prefix = f"test-{uuid.uuid4().hex}"
+    cache = {**settings.CACHES["default"], "KEY_PREFIX": prefix}
+    if cache["BACKEND"].endswith("LocMemCache"):
+        cache["LOCATION"] = prefix
+    settings.CACHES = {"default": cache}

@@ -4,8 +4,10 @@ Nothing here is a stand-in: each server is the program an operator runs, started
 as a subprocess on a free 127.0.0.1 port and stopped with a real signal.
 """
 
+import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,8 +16,9 @@ import sys
 import threading
 import uuid
 from contextlib import closing
+from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import connect
 
@@ -91,6 +94,10 @@ def base_env(database_url, **extra):
         PYTHONUNBUFFERED="1",
         # daphne logs "Listening on TCP address" once the port accepts.
         DAPHNE_LOG_LEVEL="INFO",
+        # Live tests log in many times from 127.0.0.1, and behind Redis every
+        # server of the session counts together; a test of the limit sets its own.
+        WHITEBOARD_LOGIN_RATE="1000/m",
+        WHITEBOARD_SIGNUP_RATE="1000/m",
     )
     env.update({key: str(value) for key, value in extra.items() if value is not None})
     return env
@@ -129,6 +136,18 @@ class Database:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return urlsplit(server_url)._replace(path=f"/{name}").geturl()
+
+    def create_user(self, username, password, superuser=False):
+        """An account on this database (the password travels in the environment)."""
+        create = "create_superuser" if superuser else "create_user"
+        code = (
+            "import os; from django.contrib.auth import get_user_model; "
+            f"get_user_model().objects.{create}("
+            "os.environ['LIVE_USERNAME'], password=os.environ['LIVE_PASSWORD'])"
+        )
+        env = base_env(self.url, LIVE_USERNAME=username, LIVE_PASSWORD=password)
+        manage(env, "shell", "-c", code)
+        return username
 
     def create_board(self, slug=None, *extra):
         slug = slug or f"b-{uuid.uuid4().hex[:10]}"
@@ -202,6 +221,59 @@ class Server:
             open_timeout=10,
             **{**options, **kwargs},
         )
+
+
+class LoginFailed(AssertionError):
+    pass
+
+
+def _cookies(response):
+    jar = SimpleCookie()
+    for header in response.headers.get_all("Set-Cookie") or []:
+        jar.load(header)
+    return {name: morsel.value for name, morsel in jar.items()}
+
+
+def post_login(server, username, password):
+    """Submit the login form as a browser does: (status, cookies, page text).
+
+    GETs the login page (csrftoken cookie and form token), then POSTs the
+    credentials with both and an Origin naming the server.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/accounts/login/")
+        page = conn.getresponse()
+        cookies = _cookies(page)
+        body = page.read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body)[1]
+        form = {"username": username, "password": password}
+        conn.request(
+            "POST",
+            "/accounts/login/",
+            body=urlencode({**form, "csrfmiddlewaretoken": token}),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": f"csrftoken={cookies['csrftoken']}",
+                "Origin": server.origin,
+            },
+        )
+        answer = conn.getresponse()
+        cookies.update(_cookies(answer))  # login rotates csrftoken too
+        return answer.status, cookies, answer.read().decode()
+    finally:
+        conn.close()
+
+
+def live_login(server, username, password):
+    """Log in to a live server; return the browser's Cookie header afterwards.
+
+    It goes into a WebSocket's `Cookie` header (or another HTTP request's).
+    """
+    status, cookies, _ = post_login(server, username, password)
+    if status != 302 or "sessionid" not in cookies:
+        raise LoginFailed(f"login as {username!r} answered {status}")
+    return f"csrftoken={cookies['csrftoken']}; sessionid={cookies['sessionid']}"
 
 
 class RedisServer:

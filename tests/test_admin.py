@@ -10,11 +10,12 @@ from django.test import Client as HttpClient
 from django.utils.html import strip_tags
 
 from tests.conftest import session_headers
+from tests.test_access_consumers import link_session
 from whiteboard import protocol as p
 from whiteboard import services
 from whiteboard.changes import OpRequest
 from whiteboard.identity import Author
-from whiteboard.models import Board
+from whiteboard.models import Board, Membership, Role
 from whiteboard.services import current_limits
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,9 +80,21 @@ async def save_change_form(http, board, **changes):
     data = {"title": board.title, "owner": board.owner_id}
     data |= {"visitor_role": board.visitor_role, "is_public": "on"} | changes
     data = {key: value for key, value in data.items() if value is not None}
+    data = no_inline_changes() | data
     url = f"{CHANGELIST}{board.pk}/change/"
     response = await database_sync_to_async(http.post)(url, data)
     assert response.status_code == 302
+
+
+INLINES = ("members", "share_links", "presence")
+
+
+def no_inline_changes():
+    """The management forms of the change form's inlines, with no rows in them."""
+    data = {}
+    for prefix in INLINES:
+        data |= {f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0}
+    return data
 
 
 def follow_messages(response):
@@ -216,7 +229,7 @@ async def test_staff_who_may_only_view_boards_cannot_clear_or_lock_them(
     page = await database_sync_to_async(http.get)(CHANGELIST)
     assert page.status_code == 200
     a = await connect()
-    for action in ("clear_boards", "lock_boards"):
+    for action in ("clear_boards", "lock_boards", "disconnect_everyone"):
         await database_sync_to_async(run_action)(http, action, "team")
     await a.quiet()
     team = await database_sync_to_async(Board.objects.get)(slug="team")
@@ -330,3 +343,90 @@ async def test_making_a_board_private_cuts_off_connected_guests_with_4403(
     element = rect("o") | {"color": "#000000", "width": 1}
     await owner.send({"type": "add", "cid": "cid-owner-stays", "element": element})
     assert (await owner.recv_type("ops"))["ops"][0]["cid"] == "cid-owner-stays"
+
+
+# -- members, share links, who is on, moderation -------------------------------------
+
+
+async def closes_with(client, code, words):
+    closed, before = await client.closed()
+    assert closed == code
+    assert words in before[-1]["text"]
+
+
+async def test_disconnect_everyone_closes_each_socket_with_4403(
+    boards, admin_http, connect
+):
+    a, b = await connect(), await connect()
+    await database_sync_to_async(run_action)(admin_http, "disconnect_everyone", "team")
+    for client in (a, b):
+        await closes_with(client, 4403, "moderator")
+
+
+async def test_deleting_boards_after_confirming_closes_their_sockets_with_4404(
+    boards, admin_http, connect
+):
+    a = await connect()
+    pk = boards.pk
+    confirm = {"action": "delete_selected", "_selected_action": [pk], "post": "yes"}
+    response = await database_sync_to_async(admin_http.post)(CHANGELIST, confirm)
+    assert response.status_code == 302
+    await closes_with(a, 4404, "deleted")
+    assert not await database_sync_to_async(Board.objects.filter(pk=pk).exists)()
+
+
+async def test_removing_a_member_in_the_inline_cuts_them_off(
+    boards, admin_http, make_user, connect
+):
+    mia = await database_sync_to_async(make_user)("mia")
+    membership = await database_sync_to_async(Membership.objects.create)(
+        board=boards, user=mia, role=Role.EDITOR
+    )
+    boards.is_public = False
+    await database_sync_to_async(boards.save)()
+    client = await connect(headers=await database_sync_to_async(session_headers)(mia))
+    rows = {
+        "members-TOTAL_FORMS": 1,
+        "members-INITIAL_FORMS": 1,
+        "members-0-id": membership.pk,
+        "members-0-board": boards.pk,
+        "members-0-user": mia.pk,
+        "members-0-role": "editor",
+        "members-0-DELETE": "on",
+    }
+    await save_change_form(admin_http, boards, is_public=None, **rows)
+    await closes_with(client, 4403, "no longer have access")
+
+
+async def test_revoking_a_link_in_the_inline_keeps_it_revoked_and_cuts_off_holders(
+    boards, admin_http, connect
+):
+    boards.is_public = False
+    await database_sync_to_async(boards.save)()
+    headers = await database_sync_to_async(link_session)(boards, Role.EDITOR)
+    guest = await connect(headers=headers)
+    link = await database_sync_to_async(boards.share_links.get)()
+    rows = {
+        "share_links-TOTAL_FORMS": 1,
+        "share_links-INITIAL_FORMS": 1,
+        "share_links-0-id": link.pk,
+        "share_links-0-board": boards.pk,
+        "share_links-0-DELETE": "on",
+    }
+    await save_change_form(admin_http, boards, is_public=None, **rows)
+    await closes_with(guest, 4403, "no longer have access")
+    await database_sync_to_async(link.refresh_from_db)()
+    assert link.revoked_at is not None, "revoked, not deleted"
+
+
+async def test_change_form_shows_who_is_on_the_board_now_with_their_role(
+    boards, admin_http, olga, connect
+):
+    await connect(headers=await database_sync_to_async(session_headers)(olga))
+    guest = await connect()
+    url = f"{CHANGELIST}{boards.pk}/change/"
+    page = await database_sync_to_async(admin_http.get)(url)
+    text = strip_tags(page.content.decode())
+    section = text[text.index("On the board now") :]
+    assert "olga" in section and "Owner" in section
+    assert guest.name in section and "Editor" in section

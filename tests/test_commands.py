@@ -37,6 +37,13 @@ def test_creates_a_private_board_with_title_and_owner(django_user_model):
     assert out == "Created private board 'plans' (Our plans).\n"
 
 
+def test_without_a_slug_a_private_board_gets_an_unguessable_one():
+    out = createboard("--private", "--title", "Merger")
+    board = Board.objects.get(title="Merger")
+    assert len(board.slug) == 20 and "merger" not in board.slug
+    assert out == f"Created private board {board.slug!r} (Merger).\n"
+
+
 @pytest.mark.parametrize(
     "slug", ["Team", "has space", "under_score", "a" * 65, "", "trailing\n"]
 )

@@ -1,8 +1,6 @@
 """The one place that decides who may open a board and with which role."""
 
-from typing import NamedTuple
-
-from .models import Role
+from .models import ROLE_RANK, Membership, Role, ShareLink
 from .protocol import CLOSE_FORBIDDEN, CLOSE_LOGIN_REQUIRED, CLOSE_NOT_FOUND
 
 
@@ -12,6 +10,11 @@ class Refusal(Exception):
     code = "forbidden"
     close_code = CLOSE_FORBIDDEN
     message = "You do not have access to this board."
+
+    def __init__(self, message=None):
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
 
     def frame(self):
         return {"type": "error", "code": self.code, "message": self.message}
@@ -33,31 +36,56 @@ class BoardNotFound(Refusal):
     message = "There is no board at this address."
 
 
-class BoardSettings(NamedTuple):
-    """The fields of a Board that access depends on, as carried in board events."""
-
-    owner_id: int | None
-    is_public: bool
-    visitor_role: str
+SESSION_KEYS = "board_keys"
 
 
-def board_role(board, user):
+def board_role(board, user, keys=()):
     """Return the role `user` has on `board`, or raise the Refusal that applies.
 
-    `board` is a Board or a BoardSettings. A guest (anonymous, with or without a
-    session) is never a logged-in user.
+    The one place that decides access, for the board page, the settings page,
+    the WebSocket and the admin alike. A role comes from owning the board, a
+    membership, a share link among `keys` (the share keys the browser's session
+    holds), or the board being public; the best one applies. A guest (anonymous,
+    with or without a session) is never a logged-in user.
     """
     if board is None:
         raise BoardNotFound()
+    roles = []
     if user is not None and user.is_authenticated:
         if board.owner_id == user.pk:
             return Role.OWNER
-        if board.is_public:
-            return board.visitor_role
-        raise NoAccess()
+        roles.append(Membership.objects.role_of(board, user))
     if board.is_public:
-        return board.visitor_role
+        roles.append(board.visitor_role)
+    roles.append(ShareLink.objects.best_role(board, keys))
+    role = max(filter(None, roles), key=ROLE_RANK.get, default=None)
+    if role is not None:
+        return role
+    if user is not None and user.is_authenticated:
+        raise NoAccess()
     raise LoginRequired()
+
+
+def can_manage(board, user, keys=()):
+    """Whether `user` may change the board's settings, members and links."""
+    try:
+        return board_role(board, user, keys) == Role.OWNER
+    except Refusal:
+        return False
+
+
+def session_keys(session, board):
+    """The share keys this session holds for `board` (at most one per board)."""
+    held = session.get(SESSION_KEYS, {}) if session is not None else {}
+    key = held.get(str(board.pk)) if isinstance(held, dict) else None
+    return (key,) if isinstance(key, str) else ()
+
+
+def remember_key(session, board, key):
+    """Keep a share key in the session, so the board page and its socket see it."""
+    held = dict(session.get(SESSION_KEYS, {}))
+    held[str(board.pk)] = key
+    session[SESSION_KEYS] = held
 
 
 def request_role(request, board):
@@ -66,4 +94,5 @@ def request_role(request, board):
     The board page and every other HTTP view ask here, so a page never shows
     what its WebSocket would refuse.
     """
-    return board_role(board, request.user)
+    keys = session_keys(request.session, board) if board is not None else ()
+    return board_role(board, request.user, keys)

@@ -1,10 +1,68 @@
-from django.contrib import admin, messages
-from django.db.models import Count, Q
+from datetime import timedelta
 
-from . import services
-from .models import Board, Presence
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count, Q
+from django.forms.models import BaseInlineFormSet
+from django.utils import timezone
+
+from . import broadcast, services
+from .models import Board, Membership, Presence, ShareLink
 
 BOARD_SETTINGS = {"title", "owner", "is_public", "visitor_role", "locked"}
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+class RevokeInsteadOfDelete(BaseInlineFormSet):
+    def delete_existing(self, obj, commit=True):
+        # Kept as a record of who had access; the service tells open sockets.
+        if commit:
+            services.share_link_revoke(link=obj)
+
+
+class ShareLinkInline(admin.TabularInline):
+    """Links are made on the board's settings page, where the key is shown once;
+    here they can be revoked (ticking "delete" revokes one)."""
+
+    model = ShareLink
+    formset = RevokeInsteadOfDelete
+    extra = 0
+    fields = ["hint", "role", "label", "created_by", "created_at", "revoked_at"]
+    readonly_fields = fields
+    verbose_name_plural = "share links (tick delete to revoke one)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).active()
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class PresenceInline(admin.TabularInline):
+    """Who is on the board right now, with the role each connection has."""
+
+    model = Presence
+    extra = 0
+    fields = ["name", "user", "role", "connected_at", "seen_at"]
+    readonly_fields = fields
+    verbose_name_plural = "on the board now"
+    can_delete = False
+
+    def get_queryset(self, request):
+        heartbeat = settings.WHITEBOARD_LIMITS["heartbeat_seconds"]
+        fresh = timezone.now() - timedelta(seconds=3 * heartbeat)
+        return super().get_queryset(request).filter(seen_at__gte=fresh)
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Board)
@@ -22,8 +80,14 @@ class BoardAdmin(admin.ModelAdmin):
     search_fields = ["title", "slug", "owner__username", "owner__email"]
     readonly_fields = ["seq", "live_elements", "created_at", "changed_at"]
     autocomplete_fields = ["owner"]
+    inlines = [MembershipInline, ShareLinkInline, PresenceInline]
     # Each action changes boards: staff who may only view them do not get them.
-    actions = ["lock_boards", "unlock_boards", "clear_boards"]
+    actions = [
+        "lock_boards",
+        "unlock_boards",
+        "clear_boards",
+        "disconnect_everyone",
+    ]
 
     def get_queryset(self, request):
         live = Count("elements", filter=Q(elements__deleted=False))
@@ -46,6 +110,23 @@ class BoardAdmin(admin.ModelAdmin):
         # the form was loaded, and writing them back would rewind the board.
         changed = [name for name in form.changed_data if name in BOARD_SETTINGS]
         services.board_update_settings(board=obj, fields=changed)
+
+    def save_related(self, request, form, formsets, change):
+        """Members or links changed: open sockets re-check their access."""
+        super().save_related(request, form, formsets, change)
+        if change and any(formset.has_changed() for formset in formsets):
+            board = form.instance
+            transaction.on_commit(lambda: broadcast.publish_board(board))
+
+    # Deleting, from the change form or the "delete selected" action (which
+    # asks for confirmation and then calls delete_queryset), closes the
+    # boards' open connections with 4404.
+    def delete_model(self, request, obj):
+        services.board_delete(board=obj)
+
+    def delete_queryset(self, request, queryset):
+        for board in queryset:
+            services.board_delete(board=board)
 
     @admin.action(
         description="Lock selected boards (read-only for everyone)",
@@ -73,6 +154,19 @@ class BoardAdmin(admin.ModelAdmin):
             services.board_clear(board=board, user=request.user, limits=limits)
         self.message_user(
             request, f"{queryset.count()} board(s) cleared.", level=messages.SUCCESS
+        )
+
+    @admin.action(
+        description="Disconnect everyone from selected boards", permissions=["change"]
+    )
+    def disconnect_everyone(self, request, queryset):
+        for board in queryset:
+            services.board_disconnect_all(board=board)
+        self.message_user(
+            request,
+            f"Everyone on {queryset.count()} board(s) was disconnected; "
+            "they can reload the page to join again unless you lock the board "
+            "or take their access away.",
         )
 
 

@@ -15,6 +15,8 @@ VOLATILE = "board.volatile"
 JOINED = "board.joined"
 LEFT = "board.left"
 META = "board.meta"
+GONE = "board.gone"
+KICK = "board.kick"
 
 # The connection method that handles each event: a closed allow-list.
 HANDLERS = {
@@ -23,6 +25,8 @@ HANDLERS = {
     JOINED: "board_joined",
     LEFT: "board_left",
     META: "board_meta",
+    GONE: "board_gone",
+    KICK: "board_kick",
 }
 
 
@@ -32,15 +36,20 @@ def ops_event(frame, first, last):
 
 
 def meta_event(board):
-    """The settings each connection needs to re-derive its `board` frame."""
-    return {
-        "type": META,
-        "title": board.title,
-        "locked": board.locked,
-        "is_public": board.is_public,
-        "visitor_role": board.visitor_role,
-        "owner_id": board.owner_id,
-    }
+    """The board's settings or access rules changed.
+
+    Each connection shows the new title and lock state and re-decides its own
+    role (see `services.connection_recheck`).
+    """
+    return {"type": META, "title": board.title, "locked": board.locked}
+
+
+def gone_event():
+    return {"type": GONE}
+
+
+def kick_event():
+    return {"type": KICK}
 
 
 def publish(slug, event):

@@ -21,7 +21,7 @@ from django.conf import settings
 from config.daphne_compat import PeerGone
 
 from . import broadcast, protocol, selectors, services
-from .access import BoardSettings, Refusal, board_role
+from .access import BoardNotFound, Refusal
 from .changes import OpRequest
 from .delivery import Coalescer, OrderedOps
 from .identity import new_sid
@@ -34,6 +34,7 @@ admit = database_sync_to_async(services.board_admit)
 join = database_sync_to_async(services.board_join)
 leave = database_sync_to_async(services.presence_leave)
 missing_ops = database_sync_to_async(selectors.ops_gap)
+recheck = database_sync_to_async(services.connection_recheck)
 
 REFUSALS_ALLOWED = 100
 REFUSAL_WINDOW = 60.0
@@ -85,6 +86,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.backlog = []
+        self.rechecking = asyncio.Lock()
+        self.rechecks = set()
 
     # == connection lifecycle ====================================================
 
@@ -139,6 +142,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def start_session(self, admission):
         self.author = admission.author
         self.role = admission.role
+        self.keys = admission.keys
         state = await join(
             admission=admission,
             channel_name=registry().channel,
@@ -150,6 +154,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.board_id = admission.board.pk
         self.locked = state.welcome["board"]["locked"]
         self.title = state.welcome["board"]["title"]
+        self.shown = (self.title, self.locked, self.role)
         self.peers = {user["sid"] for user in state.welcome["users"]}
         seq = state.welcome["seq"]
         self.ops_out = OrderedOps(seq, self.send_text, self.fetch_ops)
@@ -428,22 +433,55 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.send_frame({"type": "left", "sid": event["sid"]})
 
     async def board_meta(self, event):
-        """The board's settings changed: re-decide this connection's role."""
-        before = (self.title, self.locked, self.role)
+        """The board's settings or access rules changed: re-decide this role.
+
+        The database is asked in a task of its own, so that the events behind
+        this one reach every connection of the process without waiting.
+        """
         self.title, self.locked = event["title"], event["locked"]
-        settings_now = BoardSettings(
-            event["owner_id"], event["is_public"], event["visitor_role"]
-        )
+        task = asyncio.get_running_loop().create_task(self.recheck_role())
+        # The loop keeps only a weak reference to a task.
+        self.rechecks.add(task)
+        task.add_done_callback(self.rechecks.discard)
+
+    async def recheck_role(self):
         try:
-            role = board_role(settings_now, self.scope.get("user"))
-        except Refusal:
-            await self.lose_access()
-            return
-        if role != self.role:
-            self.role = role
-            self.author = dataclasses.replace(self.author, role=role)
-        if (self.title, self.locked, self.role) == before:
-            return  # nothing this connection shows has changed
+            await self._recheck_role()
+        except Exception:
+            logger.exception(
+                "Rechecking access of connection %s on board %s failed",
+                self.sid,
+                self.slug,
+            )
+            await self.fail_connection()
+
+    async def _recheck_role(self):
+        # One at a time: the last recheck reads the last committed rules.
+        async with self.rechecking:
+            if self.closing or self.left:
+                return
+            try:
+                role = await recheck(
+                    board_id=self.board_id,
+                    sid=self.sid,
+                    user=self.scope.get("user"),
+                    keys=self.keys,
+                )
+            except BoardNotFound as gone:
+                await self.lose_access(gone)
+                return
+            except Refusal:
+                # Whatever the reason, an open socket that lost access gets 4403.
+                await self.lose_access()
+                return
+            if role != self.role:
+                self.role = role
+                self.author = dataclasses.replace(self.author, role=role)
+            if (self.title, self.locked, self.role) != self.shown:
+                await self.send_board_frame()
+
+    async def send_board_frame(self):
+        self.shown = (self.title, self.locked, self.role)
         board = {
             "slug": self.slug,
             "title": self.title,
@@ -452,15 +490,23 @@ class BoardConsumer(AsyncWebsocketConsumer):
         }
         await self.send_frame({"type": "board", "board": board})
 
-    async def lose_access(self):
-        """This connection may no longer see the board: say so and close 4403."""
+    async def board_gone(self, event):
+        await self.lose_access(BoardNotFound("This board was deleted."))
+
+    async def board_kick(self, event):
+        await self.lose_access(
+            Refusal(
+                "A moderator disconnected everyone from this board. "
+                "Reload the page to join again."
+            )
+        )
+
+    async def lose_access(self, refusal=None):
+        """This connection may no longer see the board: say why and close (44xx)."""
         if self.closing:
             return
         self.closing = True
-        await self.send_frame(
-            protocol.error_frame(
-                "forbidden", "You no longer have access to this board."
-            )
-        )
+        refusal = refusal or Refusal("You no longer have access to this board.")
+        await self.send_frame(refusal.frame())
         await self.leave_board()
-        await self.close(code=protocol.CLOSE_FORBIDDEN)
+        await self.close(code=refusal.close_code)

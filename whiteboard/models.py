@@ -4,6 +4,9 @@ An element's stored `body` is its JSON without `v`: the snapshot appends `v` fro
 its own column, so serving a board never decodes and re-encodes every element.
 """
 
+import hashlib
+import secrets
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -18,6 +21,17 @@ class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     EDITOR = "editor", "Editor"
     VIEWER = "viewer", "Viewer"
+
+
+# Higher is more: the best of several grants is the one that applies.
+ROLE_RANK = {Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3}
+GRANTABLE_ROLES = [(Role.EDITOR, "Editor"), (Role.VIEWER, "Viewer")]
+
+
+def random_slug():
+    """An unguessable board address: 20 characters, 100 bits of randomness."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    return "".join(secrets.choice(alphabet) for _ in range(20))
 
 
 class Board(models.Model):
@@ -35,7 +49,7 @@ class Board(models.Model):
     )
     visitor_role = models.CharField(
         max_length=10,
-        choices=[(Role.EDITOR, "Editor"), (Role.VIEWER, "Viewer")],
+        choices=GRANTABLE_ROLES,
         default=Role.EDITOR,
         help_text="What people who are not members may do on a public board.",
     )
@@ -52,6 +66,99 @@ class Board(models.Model):
 
     def __str__(self):
         return f"{self.title} ({self.slug})"
+
+
+class MembershipQuerySet(models.QuerySet):
+    def role_of(self, board, user):
+        return (
+            self.filter(board=board, user=user).values_list("role", flat=True).first()
+        )
+
+
+class Membership(models.Model):
+    """A user's standing role on a board; how a private board admits its team."""
+
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.EDITOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["board", "user"], name="membership_unique_user"
+            )
+        ]
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return f"{self.user} ({self.role})"
+
+
+def share_key_digest(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ShareLinkQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+    def best_role(self, board, keys):
+        """The best role that any of `keys` grants on `board`, or None."""
+        digests = [share_key_digest(k) for k in keys if isinstance(k, str)]
+        if not digests:
+            return None
+        roles = self.active().filter(board=board, digest__in=digests)
+        return max(
+            roles.values_list("role", flat=True), key=ROLE_RANK.get, default=None
+        )
+
+
+class ShareLink(models.Model):
+    """A link that admits its holders with a role, until it is revoked.
+
+    Only a digest of the key is stored: the full link is shown once, when it is
+    made, and a database dump does not hand out access to every board.
+    """
+
+    board = models.ForeignKey(
+        Board, on_delete=models.CASCADE, related_name="share_links"
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(
+        max_length=8, editable=False, help_text="The key's first characters."
+    )
+    role = models.CharField(max_length=10, choices=GRANTABLE_ROLES)
+    label = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.role} link {self.hint}…"
+
+    @property
+    def active(self):
+        return self.revoked_at is None
+
+    @staticmethod
+    def new_key():
+        return secrets.token_urlsafe(24)
+
+    def set_key(self, key):
+        self.digest = share_key_digest(key)
+        self.hint = key[:6]
 
 
 def board_group(slug):

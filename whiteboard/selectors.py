@@ -6,6 +6,8 @@ decoding and re-encoding every element.
 
 import json
 
+from django.db.models import Q
+
 from .changes import dumps, element_json
 from .models import Board, Element, Op, Presence
 
@@ -106,3 +108,11 @@ def ops_gap(*, board_id, after, upto):
     if not items:
         return []
     return [(after + 1, after + count, ops_frames(items, budget=float("inf"))[0])]
+
+
+def boards_of(user):
+    """The boards `user` owns or is a member of, most recently changed first."""
+    if user is None or not user.is_authenticated:
+        return Board.objects.none()
+    mine = Q(owner=user) | Q(members__user=user)
+    return Board.objects.filter(mine).distinct().order_by("-changed_at")

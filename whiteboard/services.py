@@ -11,12 +11,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from . import broadcast, selectors
-from .access import board_role
+from .access import board_role, session_keys
 from .changes import Batch, OpRequest, named_elements
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
-from .models import Board, Op, Presence
+from .models import Board, Membership, Op, Presence, ShareLink, random_slug
 from .protocol import Limits
 
 
@@ -41,7 +42,19 @@ def current_limits():
     return Limits(**settings.WHITEBOARD_LIMITS)
 
 
-def board_create(*, slug, title, owner=None, is_public=True):
+def new_slug(*, title, is_public):
+    """A fresh address: readable and unguessable for a public board, only
+    unguessable for a private one, whose title must not leak through its link."""
+    if not is_public:
+        return random_slug()
+    readable = slugify(title)[:40].strip("-")
+    return f"{readable}-{random_slug()[:8]}" if readable else random_slug()
+
+
+def board_create(*, title, slug=None, owner=None, is_public=True):
+    """Create a board; without a `slug`, one is made up (see `new_slug`)."""
+    if slug is None:
+        slug = new_slug(title=title, is_public=is_public)
     board = Board(slug=slug, title=title or slug, owner=owner, is_public=is_public)
     board.full_clean()
     board.save()
@@ -71,14 +84,27 @@ class Admission:
     role: str
     author: Author
     color: str
+    keys: tuple
 
 
 def board_admit(*, slug, user, session, sid):
     """Decide access (raising Refusal) before the connection sees any board data."""
     board = selectors.board_by_slug(slug)
-    role = board_role(board, user)
+    keys = session_keys(session, board) if board is not None else ()
+    role = board_role(board, user, keys)
     author, color = connection_author(user=user, session=session, sid=sid, role=role)
-    return Admission(board, role, author, color)
+    return Admission(board, role, author, color, keys)
+
+
+def connection_recheck(*, board_id, sid, user, keys):
+    """Re-decide an open connection's role after the board's access changed.
+
+    Returns the role (also written to its presence row, which the admin shows)
+    or raises the Refusal that now applies.
+    """
+    role = board_role(Board.objects.filter(pk=board_id).first(), user, keys)
+    Presence.objects.filter(sid=sid).exclude(role=role).update(role=role)
+    return role
 
 
 def board_join(*, admission, channel_name, server, since, limits, max_replay):
@@ -181,3 +207,50 @@ def board_update_settings(*, board, fields):
         return
     board.save(update_fields=[*fields, "changed_at"])
     transaction.on_commit(lambda: broadcast.publish_board(board))
+
+
+def board_delete(*, board):
+    """Delete a board with everything on it; its open connections close with 4404."""
+    slug = board.slug
+    board.delete()
+    transaction.on_commit(lambda: broadcast.publish(slug, broadcast.gone_event()))
+
+
+def board_disconnect_all(*, board):
+    """A moderator's kick: every open connection gets `forbidden` and 4403."""
+    broadcast.publish(board.slug, broadcast.kick_event())
+
+
+def _access_changed(board):
+    transaction.on_commit(lambda: broadcast.publish_board(board))
+
+
+def member_set(*, board, user, role):
+    """Make `user` a member with `role`, or change the role of a member."""
+    membership, _ = Membership.objects.update_or_create(
+        board=board, user=user, defaults={"role": role}
+    )
+    _access_changed(board)
+    return membership
+
+
+def member_remove(*, membership):
+    membership.delete()
+    _access_changed(membership.board)
+
+
+def share_link_create(*, board, role, created_by=None, label=""):
+    """Make a share link; returns it with its key, which is shown only now."""
+    key = ShareLink.new_key()
+    link = ShareLink(board=board, role=role, created_by=created_by, label=label)
+    link.set_key(key)
+    link.full_clean()
+    link.save()
+    return link, key
+
+
+def share_link_revoke(*, link):
+    if link.revoked_at is None:
+        link.revoked_at = timezone.now()
+        link.save(update_fields=["revoked_at"])
+        _access_changed(link.board)

@@ -5,7 +5,6 @@ shows what its WebSocket would refuse.
 """
 
 import re
-import secrets
 import unicodedata
 
 from django.contrib import messages
@@ -13,10 +12,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, selectors, services
+from . import access, ratelimit, selectors, services, sharing
 from .models import Board
 
 GUEST_NAME_MAX = 40
@@ -38,6 +36,11 @@ def healthz(request):
 def board_page(request, slug):
     """The drawing page of one board, after the same access check as its socket."""
     board = selectors.board_by_slug(slug)
+    # A share link's key goes into the session before anything else, and out
+    # of the address bar (and so out of the login page's `next`).
+    landing = sharing.take_share_key(request, board)
+    if landing is not None:
+        return landing
     try:
         role = access.request_role(request, board)
     except access.LoginRequired:
@@ -75,6 +78,7 @@ def _board_context(request, board, role):
 
 
 @require_POST
+@ratelimit.limit("board_create")
 def board_new(request):
     """Create a board from the home page's form and open it."""
     title = " ".join(request.POST.get("title", "").split())[:TITLE_MAX]
@@ -82,20 +86,10 @@ def board_new(request):
     if request.user.is_authenticated:
         is_public = request.POST.get("visibility", "public") != "private"
     owner = request.user if request.user.is_authenticated else None
-    board = _create_with_fresh_slug(title, owner, is_public)
-    return redirect("whiteboard:board", slug=board.slug)
-
-
-def _create_with_fresh_slug(title, owner, is_public):
-    """A readable slug from the title plus a random tail nobody can guess."""
-    base = slugify(title)[:48].strip("-") or "board"
-    for _ in range(5):
-        slug = f"{base}-{secrets.token_hex(4)}"
-        if not Board.objects.filter(slug=slug).exists():
-            break
-    return services.board_create(
-        slug=slug, title=title or "Untitled board", owner=owner, is_public=is_public
+    board = services.board_create(
+        title=title or "Untitled board", owner=owner, is_public=is_public
     )
+    return redirect("whiteboard:board", slug=board.slug)
 
 
 @require_GET

@@ -7,10 +7,13 @@ from whiteboard.models import Board
 
 
 class Command(BaseCommand):
-    help = "Create a board at /ws/boards/SLUG/ (public unless --private)."
+    help = (
+        "Create a board at /b/SLUG/ (public unless --private). Without a SLUG an "
+        "unguessable one is made up."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("slug", help="1 to 64 of a-z, 0-9 and -")
+        parser.add_argument("slug", nargs="?", help="1 to 64 of a-z, 0-9 and -")
         parser.add_argument("--title", default="", help="defaults to the slug")
         parser.add_argument("--private", action="store_true", help="members only")
         parser.add_argument("--owner", metavar="USERNAME", help="an existing user")
@@ -19,7 +22,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, slug, title, private, owner, exist_ok, **options):
-        if exist_ok and Board.objects.filter(slug=slug).exists():
+        if exist_ok and slug and Board.objects.filter(slug=slug).exists():
             self.stdout.write(f"Board {slug!r} already exists.")
             return
         owner_user = None

@@ -15,6 +15,12 @@ import { Viewport } from "./viewport.js";
 
 const READONLY_VIEWER = "You can view this board but not draw on it.";
 const READONLY_LOCKED = "This board is locked.";
+// Shown when the socket is closed for good (the error frame's message wins).
+const FINAL_REASONS = {
+  4401: "This board is private: log in to open it.",
+  4403: "You no longer have access to this board.",
+  4404: "This board no longer exists.",
+};
 
 class Board {
   constructor(config) {
@@ -67,7 +73,7 @@ class Board {
   }
 
   readonly() {
-    return this.info.locked || this.info.role === "viewer";
+    return this.closedFinally || this.info.locked || this.info.role === "viewer";
   }
 
   tool() {
@@ -234,14 +240,16 @@ class Board {
   closed(code) {
     this.synced = false;
     this.presence.reset();
-    if ([4401, 4403, 4404].includes(code)) {
-      const reason = this.lastError ? this.lastError.message : "This board cannot be opened.";
-      ui.setStatus("offline", `Disconnected: ${reason}`);
-      ui.setReadonly(reason);
-    }
+    if (![4401, 4403, 4404].includes(code)) return;
+    this.closedFinally = true;
+    const reason = this.lastError ? this.lastError.message : FINAL_REASONS[code];
+    ui.setStatus("offline", "Disconnected");
+    ui.setReadonly(reason, code === 4401 ? { href: this.config.loginUrl, text: "Log in" } : null);
+    this.tool().cancel();
   }
 
   setInfo(board) {
+    if (this.closedFinally) return;
     this.info = { ...this.info, ...board };
     ui.setTitle(this.info.title);
     const reason = this.info.locked ? READONLY_LOCKED : this.info.role === "viewer" ? READONLY_VIEWER : null;

@@ -127,6 +127,10 @@ class Board {
     if (!this.synced || !this.conn.isOpen) return;
     for (const msg of this.store.pendingMessages()) {
       if (this.sent.has(msg.cid)) continue;
+      if (!this.conn.frameFits(msg)) {
+        this.refused({ cid: msg.cid, code: "too_large", message: "it is larger than the server accepts." });
+        continue;
+      }
       if (!this.conn.takeToken()) {
         clearTimeout(this.flushTimer);
         this.flushTimer = setTimeout(() => this.flush(), this.conn.tokenWait());

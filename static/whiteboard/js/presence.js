@@ -22,6 +22,8 @@ export class Presence {
 
   welcome(frame) {
     this.me = frame.you;
+    const input = document.getElementById("guest-name-input");
+    if (input) input.placeholder = frame.you.name;
     this.users = new Map(frame.users.map((u) => [u.sid, u]));
     this.cursorAt.clear();
     this.drafts.clear();

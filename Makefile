@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-default test-scaleout lint format bench install clean
+.PHONY: run test test-default test-scaleout test-browser lint format bench \
+	bench-frames install clean
 
 # A local run: embedded defaults (SQLite, in-memory channel layer), DEBUG on.
 # --noreload: daphne then handles SIGINT/SIGTERM itself and closes every socket
@@ -18,7 +19,10 @@ run: $(VENV)/.runtime
 	exec $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 # Everything the tests need, then the whole suite: once on the embedded
-# defaults, once on PostgreSQL + Redis (throwaway servers on loopback).
+# defaults, once on PostgreSQL + Redis (throwaway servers on loopback). The
+# browser tests (tests/browser/, Debian's Chromium driven by Playwright) run in
+# both passes: the second is the production setup, where the page's ops cross
+# Redis and PostgreSQL. Screenshots and server logs land in artifacts/browser/.
 test: $(VENV)/.dev
 	scripts/system-deps.sh test
 	$(BIN)/ruff check .
@@ -33,8 +37,18 @@ test-default: $(VENV)/.dev
 test-scaleout: $(VENV)/.dev
 	scripts/with-services.sh $(BIN)/python -m pytest
 
+# The browser tests alone, on the embedded defaults.
+test-browser: $(VENV)/.dev
+	scripts/system-deps.sh test
+	$(BIN)/python -m pytest tests/browser
+
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
+
+# Frame times of panning and zooming a 10,000-element board in headless Chromium.
+bench-frames: $(VENV)/.dev
+	scripts/system-deps.sh test
+	$(BIN)/python bench/frames.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -58,4 +72,4 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles artifacts

@@ -6,7 +6,6 @@ server refuses to start unless `DJANGO_SECRET_KEY` is set.
 """
 
 import os
-import warnings
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -86,7 +85,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files (the board page's scripts and styles) straight from the
     # project, under daphne and runserver alike, DEBUG on or off.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "whiteboard.static_serving.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -230,9 +229,6 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # into STATIC_ROOT still works for a CDN or nginx. Files keep their names (no
 # manifest), so browsers revalidate after WHITENOISE_MAX_AGE seconds.
 WHITENOISE_USE_FINDERS = True
-# STATIC_ROOT exists only after a collectstatic; without it whitenoise says so
-# on every start, though the finders serve everything.
-warnings.filterwarnings("ignore", "No directory at", UserWarning, "whitenoise.base")
 WHITENOISE_AUTOREFRESH = DEBUG
 WHITENOISE_MAX_AGE = env_int("WHITENOISE_MAX_AGE", 0 if DEBUG else 300)
 

@@ -6,12 +6,15 @@ shows what its WebSocket would refuse.
 
 import re
 import unicodedata
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import access, ratelimit, selectors, services, sharing
@@ -25,7 +28,8 @@ LINK_RE = re.compile(r"(?:/b/)?([a-z0-9-]{1,64})/?$")
 
 def home(request):
     boards = Board.objects.filter(is_public=True).order_by("-changed_at")[:50]
-    return render(request, "whiteboard/home.html", {"boards": boards})
+    mine = selectors.boards_of(request.user)[:50]
+    return render(request, "whiteboard/home.html", {"boards": boards, "mine": mine})
 
 
 def healthz(request):
@@ -72,7 +76,8 @@ def _board_context(request, board, role):
             "title": board.title,
             "wsPath": f"/ws/boards/{board.slug}/",
             "guest": guest,
-            "renameUrl": "/me/name",
+            "renameUrl": reverse("whiteboard:guest_rename"),
+            "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={quote(request.path)}",
         },
     }
 

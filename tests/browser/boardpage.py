@@ -155,12 +155,6 @@ class BoardPage:
     def shot(self):
         return Shot(self.board.screenshot())
 
-    def canvas_pixels(self):
-        """The committed-elements canvas as a PNG data URL (no cursors, no drafts)."""
-        return self.page.evaluate(
-            "() => document.getElementById('board-canvas').toDataURL()"
-        )
-
     def wait_pixels(self, condition, what, timeout=10):
         return wait_for_shot(self.board, condition, timeout, what)
 

@@ -3,12 +3,12 @@
 The browser is Playwright's sync API (the tests are plain sync functions, so no
 asyncio loop is running in their thread) driving /usr/bin/chromium. Screenshots
 of failing tests, the pages' console output and the server logs are kept under
-artifacts/browser/<database>/ (git-ignored) for CI to keep.
+artifacts/browser/ (git-ignored) for CI to keep.
 """
 
 import os
 import re
-import shutil
+import time
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -35,9 +35,13 @@ def run_name():
 
 @pytest.fixture(scope="package")
 def artifacts():
-    """artifacts/browser/<sqlite|postgres>/, emptied at the start of the run."""
-    path = ROOT / "artifacts" / "browser" / run_name()
-    shutil.rmtree(path, ignore_errors=True)
+    """artifacts/browser/<time>-<sqlite|postgres>-<pid>/: one new folder per run.
+
+    Never emptied by a run, so two runs at once (or the two passes of `make
+    test`) keep each other's files; `make clean` removes them.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = ROOT / "artifacts" / "browser" / f"{stamp}-{run_name()}-{os.getpid()}"
     path.mkdir(parents=True)
     return path
 
@@ -51,10 +55,13 @@ def live_data(live_db, django_db_blocker):
 
 
 def server_in(live_db, artifacts, **env):
-    """A daphne on a free loopback port whose log goes to the artifacts."""
-    return Server(
-        live_db, artifacts, redis_url=os.environ.get("REDIS_URL"), **env
-    ).start()
+    """A daphne on a free loopback port whose log goes to the artifacts.
+
+    PYTHONFAULTHANDLER: a crash of the server leaves its Python stack in the log.
+    """
+    redis_url = os.environ.get("REDIS_URL")
+    env.setdefault("PYTHONFAULTHANDLER", "1")
+    return Server(live_db, artifacts, redis_url=redis_url, **env).start()
 
 
 @pytest.fixture(scope="package")

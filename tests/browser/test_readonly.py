@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 MAGENTA = "#ff00ff"
+DARK = "#1f2328"  # the pen's colour until a user picks another
 CHANGES = {"add", "update", "delete", "clear", "undo", "redo", "draft"}
 VIEWER = "You can view this board but not draw on it."
 LOCKED = "This board is locked."
@@ -25,6 +26,7 @@ def test_a_read_only_page_shows_the_board_says_why_and_draws_nothing(
     alice.drag([(150, 150), (350, 200)])
     alice.wait_confirmed()
     live_data.update_board(board, **setting)
+    alice.page.close()  # only the board's content remains on Bob's screen
 
     bob = open_board(board)
     expect(bob.board).to_have_attribute("data-readonly", "true")
@@ -33,7 +35,6 @@ def test_a_read_only_page_shows_the_board_says_why_and_draws_nothing(
     for button in bob.page.locator("button[data-tool]").all():
         expect(button).to_be_disabled()
     bob.wait_pixels(lambda s: s.count(MAGENTA) > 100, "Alice's stroke")
-    before = bob.canvas_pixels()
 
     # Bob tries anyway: the pen with the mouse, then R and a rectangle, T and text.
     bob.drag([(150, 300), (400, 380)])
@@ -45,9 +46,13 @@ def test_a_read_only_page_shows_the_board_says_why_and_draws_nothing(
     bob.page.keyboard.type("no")
     bob.page.keyboard.press("Enter")
     # A cursor frame sent after all that proves every earlier frame was seen.
-    bob.expect_sent("cursor", lambda: bob.page.mouse.move(*bob.at(20, 20), steps=3))
+    bob.expect_sent("cursor", lambda: bob.page.mouse.move(*bob.at(20, 20), steps=10))
 
     assert not CHANGES & set(bob.sent_types()), bob.sent_types()
     assert len(bob.elements()) == 1
     assert live_data.element_rows(board) == 1
-    assert bob.canvas_pixels() == before, "the drawing is unchanged"
+    # A viewer may pan and zoom, so the stroke may have moved; but nothing in
+    # Bob's (default, dark) colour was drawn, not even a local preview.
+    shot = bob.shot()
+    assert shot.count(MAGENTA) > 100
+    assert shot.count(DARK, tolerance=60) == 0, "something was drawn on the board"

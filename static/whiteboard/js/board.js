@@ -15,6 +15,12 @@ import { Viewport } from "./viewport.js";
 
 const READONLY_VIEWER = "You can view this board but not draw on it.";
 const READONLY_LOCKED = "This board is locked.";
+// Shown when the socket is closed for good (the error frame's message wins).
+const FINAL_REASONS = {
+  4401: "This board is private: log in to open it.",
+  4403: "You no longer have access to this board.",
+  4404: "This board no longer exists.",
+};
 
 class Board {
   constructor(config) {
@@ -25,6 +31,7 @@ class Board {
     this.renderer = new Renderer(surface, document.getElementById("board-canvas"), document.getElementById("overlay-canvas"), this.store, this.viewport);
     this.presence = new Presence(this);
     this.renderer.drawOverlay = (ctx) => this.drawOverlay(ctx);
+    this.renderer.caching = new URLSearchParams(location.search).get("nocache") !== "1";
     this.selection = new Set();
     this.tools = makeTools(this, new TextTool(this, surface));
     this.toolName = "pen";
@@ -66,7 +73,7 @@ class Board {
   }
 
   readonly() {
-    return this.info.locked || this.info.role === "viewer";
+    return this.closedFinally || this.info.locked || this.info.role === "viewer";
   }
 
   tool() {
@@ -80,6 +87,7 @@ class Board {
       ui.notice("Your change was refused: it is too large to send.", "error");
       return;
     }
+    if (msg.type === "add") this.presence.committed(msg.element.id);
     this.store.addPending(msg);
     this.flush();
   }
@@ -119,6 +127,10 @@ class Board {
     if (!this.synced || !this.conn.isOpen) return;
     for (const msg of this.store.pendingMessages()) {
       if (this.sent.has(msg.cid)) continue;
+      if (!this.conn.frameFits(msg)) {
+        this.refused({ cid: msg.cid, code: "too_large", message: "it is larger than the server accepts." });
+        continue;
+      }
       if (!this.conn.takeToken()) {
         clearTimeout(this.flushTimer);
         this.flushTimer = setTimeout(() => this.flush(), this.conn.tokenWait());
@@ -164,7 +176,7 @@ class Board {
     const first = !this.hasState;
     this.hasState = true;
     this.synced = true;
-    if (first && this.store.list().length) this.fit();
+    if (first) this.showContent();
     this.flush();
   }
 
@@ -232,14 +244,16 @@ class Board {
   closed(code) {
     this.synced = false;
     this.presence.reset();
-    if ([4401, 4403, 4404].includes(code)) {
-      const reason = this.lastError ? this.lastError.message : "This board cannot be opened.";
-      ui.setStatus("offline", `Disconnected: ${reason}`);
-      ui.setReadonly(reason);
-    }
+    if (![4401, 4403, 4404].includes(code)) return;
+    this.closedFinally = true;
+    const reason = this.lastError ? this.lastError.message : FINAL_REASONS[code];
+    ui.setStatus("offline", "Disconnected");
+    ui.setReadonly(reason, code === 4401 ? { href: this.config.loginUrl, text: "Log in" } : null);
+    this.tool().cancel();
   }
 
   setInfo(board) {
+    if (this.closedFinally) return;
     this.info = { ...this.info, ...board };
     ui.setTitle(this.info.title);
     const reason = this.info.locked ? READONLY_LOCKED : this.info.role === "viewer" ? READONLY_VIEWER : null;
@@ -286,6 +300,14 @@ class Board {
 
   fit() {
     this.viewport.fit(unionBox(this.store.list()));
+    this.renderer.viewChanged(false);
+  }
+
+  /** On first load, bring the drawing into view if it is not, never zooming in. */
+  showContent() {
+    const box = unionBox(this.store.list());
+    if (!box || this.viewport.shows(box)) return;
+    this.viewport.fit(box, 40, 1);
     this.renderer.viewChanged(false);
   }
 

@@ -7,6 +7,10 @@ const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 30000;
 // After these close codes the page does not reconnect (PROTOCOL.md).
 const FINAL_CLOSES = new Set([4401, 4403, 4404]);
+// A server that said `bye` (1012) is restarting: the first retry waits 1-2 s
+// instead of 0.25-0.5 s, since the old process may still hold its port.
+const RESTART_CLOSE = 1012;
+const RESTART_FIRST_ATTEMPT = 2;
 
 export class Connection {
   /**
@@ -74,6 +78,7 @@ export class Connection {
       this.stopped = true;
       return;
     }
+    if (code === RESTART_CLOSE) this.attempt = Math.max(this.attempt, RESTART_FIRST_ATTEMPT);
     this.scheduleRetry();
   }
 

@@ -1,6 +1,6 @@
 // Pointer, wheel and keyboard input on the board. Pointer events cover mouse,
 // touch and pen alike. Pan: space-drag, middle button, two fingers (or any
-// drag on a read-only board). Zoom: wheel (and trackpad pinch), two-finger pinch.
+// finger on a read-only board). Zoom: wheel (and trackpad pinch), two-finger pinch.
 
 const WHEEL_ZOOM = 0.0015;
 
@@ -41,7 +41,9 @@ export class Input {
   }
 
   startSingle(event, at) {
-    const pan = event.button === 1 || this.space || this.app.readonly() || event.button === 2;
+    // A finger on a read-only board pans; a mouse there does nothing.
+    const readonlyTouch = this.app.readonly() && event.pointerType === "touch";
+    const pan = event.button === 1 || event.button === 2 || this.space || readonlyTouch;
     if (event.button === 1) event.preventDefault();
     if (pan) {
       this.mode = "pan";
@@ -49,7 +51,7 @@ export class Input {
       this.surface.classList.add("panning");
       return;
     }
-    if (event.button !== 0) return;
+    if (event.button !== 0 || this.app.readonly()) return;
     this.mode = "tool";
     this.app.tool().begin(this.app.viewport.toBoard(...at), event);
     this.app.overlayChanged();

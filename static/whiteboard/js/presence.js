@@ -22,6 +22,8 @@ export class Presence {
 
   welcome(frame) {
     this.me = frame.you;
+    const input = document.getElementById("guest-name-input");
+    if (input) input.placeholder = frame.you.name;
     this.users = new Map(frame.users.map((u) => [u.sid, u]));
     this.cursorAt.clear();
     this.drafts.clear();
@@ -55,8 +57,9 @@ export class Presence {
     this.board.renderer.schedule();
   }
 
+  /** A draft of an element already committed is stale (it crossed the add). */
   draft(sid, element) {
-    if (element) this.drafts.set(sid, element);
+    if (element && !this.board.store.knows(element.id)) this.drafts.set(sid, element);
     else this.drafts.delete(sid);
     this.board.renderer.schedule();
   }
@@ -71,6 +74,12 @@ export class Presence {
 
   sendDraft(element) {
     this.queue("draft", element);
+  }
+
+  /** An element is being committed: a draft of it still waiting must not follow. */
+  committed(id) {
+    const waiting = this.outgoing.draft;
+    if (waiting && waiting.id === id) this.outgoing.draft = undefined;
   }
 
   sendCursor(x, y) {

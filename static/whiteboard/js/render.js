@@ -23,6 +23,9 @@ export class Renderer {
     this.drawOverlay = () => {};
     this.scheduled = false;
     this.stats = { fullRenders: 0, drawn: 0 };
+    // false (?nocache=1) redraws every element on every frame: the baseline
+    // that bench/frames.py compares the caching against.
+    this.caching = true;
     store.onChange((change) => this.storeChanged(change));
     new ResizeObserver(() => this.resize()).observe(container);
     this.resize();
@@ -78,7 +81,8 @@ export class Renderer {
   }
 
   frame() {
-    if (!this.layerValid || (!this.interacting && !this.layerMatchesView())) this.renderLayer();
+    const stale = !this.layerValid || (!this.interacting && !this.layerMatchesView());
+    if (stale || !this.caching) this.renderLayer();
     this.blit();
     this.renderOverlay();
   }
@@ -103,8 +107,9 @@ export class Renderer {
     const visible = this.viewport.visibleBox();
     let drawn = 0;
     for (const el of this.store.list()) {
-      if (this.hidden.has(el.id) || !boxesIntersect(bbox(el), visible)) continue;
-      drawElement(ctx, el);
+      if (this.hidden.has(el.id)) continue;
+      if (this.caching && !boxesIntersect(bbox(el), visible)) continue;
+      drawElement(ctx, el, this.caching);
       drawn++;
     }
     ctx.globalAlpha = 1;

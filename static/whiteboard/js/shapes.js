@@ -116,7 +116,7 @@ export function path(el) {
 }
 
 /** Draw one element on a context whose transform maps board coordinates. */
-export function drawElement(ctx, el) {
+export function drawElement(ctx, el, cached = true) {
   ctx.globalAlpha = el.opacity ?? 1;
   if (el.kind === "text") {
     ctx.fillStyle = el.color;
@@ -125,7 +125,7 @@ export function drawElement(ctx, el) {
     textLines(el).forEach((line, i) => ctx.fillText(line, el.x, el.y + i * el.size * LINE_HEIGHT));
     return;
   }
-  const p = path(el);
+  const p = cached ? path(el) : buildPath(el);
   if (el.fill && (el.kind === "rect" || el.kind === "ellipse")) {
     ctx.fillStyle = el.fill;
     ctx.fill(p);

@@ -115,12 +115,21 @@ class EraserTool {
 
   begin(point) {
     this.ids = new Set();
+    this.last = point;
     this.move(point);
   }
 
+  /** Test points along the way from the last position, so a fast swipe misses nothing. */
   move([x, y]) {
     if (!this.ids) return;
     const tolerance = HIT_PX / this.app.viewport.scale;
+    const [lx, ly] = this.last;
+    const steps = Math.min(200, Math.ceil(Math.hypot(x - lx, y - ly) / tolerance) || 1);
+    for (let i = 1; i <= steps; i++) this.eraseAt(lx + ((x - lx) * i) / steps, ly + ((y - ly) * i) / steps, tolerance);
+    this.last = [x, y];
+  }
+
+  eraseAt(x, y, tolerance) {
     const hit = this.app.topmostAt(x, y, tolerance, this.ids);
     if (!hit) return;
     this.ids.add(hit.id);

@@ -52,13 +52,19 @@ function personItem(user, isMe) {
   return li;
 }
 
-/** Disable drawing and say why, or enable it again. */
-export function setReadonly(reason) {
+/** Disable drawing and say why (with an optional {href, text} link), or enable it again. */
+export function setReadonly(reason, link = null) {
   const board = $("#board");
   board.dataset.readonly = reason ? "true" : "false";
   const banner = $("#readonly-reason");
   banner.hidden = !reason;
   banner.textContent = reason || "";
+  if (reason && link) {
+    const a = document.createElement("a");
+    a.href = link.href;
+    a.textContent = link.text;
+    banner.append(" ", a);
+  }
   for (const button of document.querySelectorAll("[data-tool], #undo, #redo")) button.disabled = Boolean(reason);
 }
 

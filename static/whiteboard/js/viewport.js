@@ -48,18 +48,24 @@ export class Viewport {
   }
 
   /** Show the whole box with a margin; an empty board goes back to the origin. */
-  fit(box, margin = 40) {
+  fit(box, margin = 40, maxScale = 4) {
     if (!box) {
       Object.assign(this, { x: 0, y: 0, scale: 1 });
     } else {
       const w = Math.max(1, box[2] - box[0]);
       const h = Math.max(1, box[3] - box[1]);
-      const scale = Math.min((this.width - 2 * margin) / w, (this.height - 2 * margin) / h, 4);
+      const scale = Math.min((this.width - 2 * margin) / w, (this.height - 2 * margin) / h, maxScale);
       this.scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, scale));
       this.x = (box[0] + box[2]) / 2 - this.width / 2 / this.scale;
       this.y = (box[1] + box[3]) / 2 - this.height / 2 / this.scale;
     }
     this.version++;
+  }
+
+  /** Whether the whole box is on screen now. */
+  shows(box) {
+    const view = this.visibleBox();
+    return box[0] >= view[0] && box[1] >= view[1] && box[2] <= view[2] && box[3] <= view[3];
   }
 
   state() {

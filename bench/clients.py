@@ -24,6 +24,8 @@ async def open_client(url: str, origin: str) -> ClientConnection:
         max_size=None,
         ping_interval=None,
         proxy=None,
+        # Unread presence frames must not stall the reader (and with it close()).
+        max_queue=None,
         open_timeout=60,
     )
 
@@ -68,12 +70,13 @@ async def heartbeat(sockets: list, every: float = 15.0) -> None:
                 continue
 
 
-async def hold_idle(url: str, origin: str, count: int, while_open) -> dict:
-    """Open `count` joined connections, call `while_open()`, then close them all."""
+async def hold_idle(urls: list[str], origin: str, count: int, while_open) -> dict:
+    """Open `count` joined connections over these boards (round-robin), call
+    `while_open()` in a thread, then close them all."""
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
     failures: list[str] = []
 
-    async def one() -> ClientConnection | None:
+    async def one(url: str) -> ClientConnection | None:
         async with gate:
             try:
                 ws = await open_client(url, origin)
@@ -87,7 +90,13 @@ async def hold_idle(url: str, origin: str, count: int, while_open) -> dict:
     began = time.monotonic()
     opened: list[ClientConnection] = []
     beat = asyncio.create_task(heartbeat(opened))
-    sockets = [ws for ws in await asyncio.gather(*(one() for _ in range(count))) if ws]
+    sockets = [
+        ws
+        for ws in await asyncio.gather(
+            *(one(urls[i % len(urls)]) for i in range(count))
+        )
+        if ws
+    ]
     opened_s = time.monotonic() - began
     figures = await asyncio.to_thread(while_open)
     beat.cancel()

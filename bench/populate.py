@@ -1,16 +1,18 @@
 """Fill a board of our server with the late-join scenario's elements.
 
-Run by the bench in the site's environment (its own settings and database):
-each element goes through the same path as an `add` from a socket (decoded and
-validated by `protocol`, committed by `services.ops_commit` in batches of 500),
-so the stored rows are exactly what a board drawn by hand would hold.
+Run by the bench in the site's environment (its own settings and database): it
+migrates, creates public boards, and adds elements. Each element goes through
+the same path as an `add` from a socket (decoded and validated by `protocol`,
+committed by `services.ops_commit` in batches of 500), so the stored rows are
+exactly what a board drawn by hand would hold.
 
-    DJANGO_SETTINGS_MODULE=config.settings python bench/populate.py boards SLUG...
-    DJANGO_SETTINGS_MODULE=config.settings python bench/populate.py elements SLUG N
+    DJANGO_SETTINGS_MODULE=config.settings python bench/populate.py \\
+        --boards SLUG... [--elements SLUG:N]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -58,11 +60,23 @@ def elements(slug: str, count: int) -> None:
             raise SystemExit(f"populate: refused {refused[0]}")
 
 
+def setup(argv: list[str]) -> None:
+    """Migrate, create the boards, fill some: one process instead of three."""
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    parser = argparse.ArgumentParser(prog="populate.py")
+    parser.add_argument("--boards", nargs="*", default=[])
+    parser.add_argument("--elements", nargs="*", default=[], help="SLUG:N")
+    args = parser.parse_args(argv)
+    boards(args.boards)
+    for spec in args.elements:
+        slug, count = spec.rsplit(":", 1)
+        elements(slug, int(count))
+
+
 if __name__ == "__main__":
     import django
 
     django.setup()
-    if sys.argv[1] == "boards":
-        boards(sys.argv[2:])
-    else:
-        elements(sys.argv[2], int(sys.argv[3]))
+    setup(sys.argv[1:])

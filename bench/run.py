@@ -44,6 +44,8 @@ ROWS = {
         ("server_cores", "server CPU, cores"),
         ("peak_rss_mb", "server peak RSS, MB"),
         ("generator_cores", "load generator CPU, cores"),
+        ("send_lag_p99_ms", "generator send lag behind schedule p99, ms"),
+        ("other_cores", "rest of the machine (others, interrupts), cores"),
         ("ops_per_frame", "op entries per ops frame"),
     ],
     "latejoin": [
@@ -144,7 +146,7 @@ def run_all(args) -> dict:
 
 def save(args, results: dict, text: str) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = args.output or RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     document = {
         "args": vars(args),
         "machine": {
@@ -174,6 +176,7 @@ def parse(argv):
         default=1.0,
         help="multiply every load duration by this",
     )
+    parser.add_argument("--output", type=Path, help="write the JSON here")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument(
         "--baseline",
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             for f in figures:
                 if f.get("notes") and f["notes"].strip():
                     print(f"- {name} {target}: {f['notes'][:600]}")
-    print(f"\nwritten to {save(args, results, text).relative_to(BENCH.parent)}")
+    print(f"\nwritten to {save(args, results, text)}")
     ok = all(f["ok"] for runs in results.values() for fs in runs.values() for f in fs)
     return 0 if ok else 1
 

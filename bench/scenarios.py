@@ -91,7 +91,13 @@ FULL = [
         env=SUSTAINED_ENV,
         database="pg",
     ),
-    Scenario("idle", "idle", "<= 40 KB server memory per connection", clients=5000),
+    Scenario(
+        "idle",
+        "idle",
+        "<= 40 KB server memory per connection",
+        clients=5000,
+        boards=100,
+    ),
     Scenario(
         "scaleout",
         "load",
@@ -104,13 +110,13 @@ FULL = [
     ),
 ]
 SMOKE = {
-    "busy": {"clients": 10, "rate": 5, "duration": 2},
-    "many": {"clients": 40, "rate": 2, "duration": 2, "boards": 8},
+    "busy": {"clients": 10, "rate": 5, "duration": 1},
+    "many": {"clients": 40, "rate": 2, "duration": 1, "boards": 8},
     "latejoin": {"elements": 300, "joins": 2},
-    "sustained-sqlite": {"clients": 4, "rate": 25, "duration": 2},
-    "sustained-pg": {"clients": 4, "rate": 25, "duration": 2},
-    "idle": {"clients": 100},
-    "scaleout": {"clients": 10, "rate": 5, "duration": 2},
+    "sustained-sqlite": {"clients": 4, "rate": 25, "duration": 1},
+    "sustained-pg": {"clients": 4, "rate": 25, "duration": 1},
+    "idle": {"clients": 100, "boards": 10},
+    "scaleout": {"clients": 10, "rate": 5, "duration": 1},
 }
 BY_NAME = {s.name: s for s in FULL}
 
@@ -130,13 +136,25 @@ def slugs(scenario: Scenario) -> list[str]:
 # -- where it runs -------------------------------------------------------------------
 
 
+@dataclass
+class Target:
+    """Where the clients connect, and which processes and ports are the server."""
+
+    base: str
+    pids: list[int]
+    ports: list[int]
+
+    def server_pids(self) -> list[int]:
+        return servers.with_children(self.pids)
+
+
 @contextlib.contextmanager
 def target_servers(scenario: Scenario, target: str, tmp: Path):
-    """Yield (ws base URL, function giving the server pids) for this target."""
+    """Start what this target needs; yield it as a Target."""
     full = {slugs(scenario)[0]: scenario.elements} if scenario.elements else None
     if target == "baseline":
         with servers.baseline(tmp / "baseline.log", full) as proc:
-            yield f"ws://127.0.0.1:{proc.port}", lambda: [proc.pid]
+            yield Target(f"ws://127.0.0.1:{proc.port}", [proc.pid], [proc.port])
         return
     with contextlib.ExitStack() as stack:
         database_url = redis_url = None
@@ -159,23 +177,24 @@ def target_servers(scenario: Scenario, target: str, tmp: Path):
         if scenario.scaleout:
             front = stack.enter_context(servers.nginx(tmp, [d.port for d in daphnes]))
             pids.append(front.pid)
-        yield f"ws://127.0.0.1:{front.port}", lambda: servers.with_children(pids)
+        ports = [d.port for d in daphnes]
+        yield Target(f"ws://127.0.0.1:{front.port}", pids, ports)
 
 
 def run_scenario(scenario: Scenario, target: str, tmp: Path, procs: int) -> dict:
-    with target_servers(scenario, target, tmp) as (base, pids):
-        urls = tuple(f"{base}/ws/boards/{slug}/" for slug in slugs(scenario))
+    with target_servers(scenario, target, tmp) as where:
+        urls = tuple(f"{where.base}/ws/boards/{slug}/" for slug in slugs(scenario))
         if scenario.kind == "latejoin":
-            return late_join(scenario, urls[0], pids)
+            return late_join(scenario, urls[0], where.server_pids)
         if scenario.kind == "idle":
-            return idle(scenario, urls[0], pids)
-        return load(scenario, urls, pids, procs)
+            return idle(scenario, urls, where.server_pids)
+        return load(scenario, urls, where, procs)
 
 
 # -- the three kinds -------------------------------------------------------------------
 
 
-def load(scenario: Scenario, urls: tuple, pids, procs: int) -> dict:
+def load(scenario: Scenario, urls: tuple, where: Target, procs: int) -> dict:
     """Clients send ops on schedule; every delivery is checked and timed."""
     cfg = LoadConfig(
         url=urls[0],
@@ -190,7 +209,10 @@ def load(scenario: Scenario, urls: tuple, pids, procs: int) -> dict:
     samples = {}
 
     def on_phase(name: str):
-        samples[name] = sample = servers.probe(pids())
+        samples[name] = sample = servers.probe(where.server_pids())
+        sample["machine_busy_s"] = servers.machine_busy_s()
+        if name == "start":
+            sample["connections"] = servers.established(where.ports)
         return sample
 
     summary = run_load(cfg, on_phase=on_phase)
@@ -212,9 +234,23 @@ def load(scenario: Scenario, urls: tuple, pids, procs: int) -> dict:
         "server_cores": report.ratio(cpu_s, summary["generator"]["wall_s"]),
         "peak_rss_mb": round(samples["end"]["hwm_mb"], 1) if "end" in samples else None,
         "generator_cores": summary["generator"]["cores"],
+        "send_lag_p99_ms": summary["latency_ms"]["send_lag"]["p99"],
+        "other_cores": other_cores(samples, cpu_s, summary["generator"]),
         "ops_per_frame": report.ops_per_frame(summary),
+        "connections_per_server": samples.get("start", {}).get("connections"),
         "notes": report.notes([summary]),
     }
+
+
+def other_cores(samples: dict, server_s: float, generator: dict) -> float | None:
+    """Cores the rest of the machine used meanwhile: neighbours on a shared machine."""
+    start, end = samples.get("start"), samples.get("end")
+    if not (start and end and generator["wall_s"]):
+        return None
+    busy_s = end["machine_busy_s"] - start["machine_busy_s"]
+    wall_s = (end["t_ns"] - start["t_ns"]) / 1e9
+    ours = server_s + generator["cpu_s"] * wall_s / generator["wall_s"]
+    return round(max(0.0, busy_s - ours) / wall_s, 2)
 
 
 def late_join(scenario: Scenario, url: str, pids) -> dict:
@@ -233,10 +269,10 @@ def late_join(scenario: Scenario, url: str, pids) -> dict:
     }
 
 
-def idle(scenario: Scenario, url: str, pids) -> dict:
+def idle(scenario: Scenario, urls: tuple, pids) -> dict:
     """Memory per connection: RSS with all open, less RSS after a warm-up join."""
-    origin = origin_for(url)
-    asyncio.run(clients.late_join(url, origin, 2))  # warm up: imports, pools
+    origin = origin_for(urls[0])
+    asyncio.run(clients.late_join(urls[0], origin, 2))  # warm up: imports, pools
     time.sleep(0.5)
     before = servers.probe(pids())
 
@@ -244,7 +280,9 @@ def idle(scenario: Scenario, url: str, pids) -> dict:
         time.sleep(1.0)  # let the server finish the last joins' writes
         return {"during": servers.probe(pids())}
 
-    result = asyncio.run(clients.hold_idle(url, origin, scenario.clients, while_open))
+    result = asyncio.run(
+        clients.hold_idle(list(urls), origin, scenario.clients, while_open)
+    )
     grown_kb = (result["during"]["rss_mb"] - before["rss_mb"]) * 1024
     opened = result["open"]
     return {

@@ -71,10 +71,10 @@ def wait_for_port(server: Proc, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing listened on {server.port}: {server.tail()}")
 
 
-def stop(server: Proc) -> None:
+def stop(server: Proc, sig: int = signal.SIGTERM) -> None:
     """SIGTERM, as a supervisor would; SIGKILL if it does not go within 20 s."""
     if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
+        server.proc.send_signal(sig)
     try:
         server.proc.wait(20)
     except subprocess.TimeoutExpired:
@@ -83,7 +83,7 @@ def stop(server: Proc) -> None:
 
 
 @contextlib.contextmanager
-def started(command: list[str], log: Path, env=None, port: int = 0, **options):
+def started(command: list[str], log: Path, env=None, port: int = 0, sig=signal.SIGTERM):
     with log.open("ab") as out:
         proc = subprocess.Popen(
             command,
@@ -92,7 +92,6 @@ def started(command: list[str], log: Path, env=None, port: int = 0, **options):
             stdout=out,
             stderr=subprocess.STDOUT,
             preexec_fn=raise_nofile,
-            **options,
         )
     server = Proc(proc, port, log)
     try:
@@ -100,7 +99,7 @@ def started(command: list[str], log: Path, env=None, port: int = 0, **options):
             wait_for_port(server)
         yield server
     finally:
-        stop(server)
+        stop(server, sig)
 
 
 # -- our server ---------------------------------------------------------------------
@@ -126,13 +125,10 @@ def site_env(tmp: Path, database_url: str | None, redis_url: str | None, extra=N
 
 def prepare_site(env: dict, slugs: list[str], populate: dict | None = None) -> None:
     """Migrate, create the boards, and fill any the scenario wants full."""
-    run([sys.executable, "manage.py", "migrate", "--noinput"], env)
-    run([sys.executable, str(BENCH / "populate.py"), "boards", *slugs], env)
-    for slug, count in (populate or {}).items():
-        run(
-            [sys.executable, str(BENCH / "populate.py"), "elements", slug, str(count)],
-            env,
-        )
+    command = [sys.executable, str(BENCH / "populate.py"), "--boards", *slugs]
+    if populate:
+        command += ["--elements", *(f"{slug}:{n}" for slug, n in populate.items())]
+    run(command, env)
 
 
 def run(command: list[str], env: dict) -> None:
@@ -193,7 +189,9 @@ def postgres(tmp: Path):
     command = [*as_pg, str(pg_bin / "postgres"), "-D", f"{data}/d", "-p", str(port)]
     command += options.split()
     try:
-        with started(command, tmp / "postgres.log", None, port) as server:
+        # SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for every session).
+        log = tmp / "postgres.log"
+        with started(command, log, None, port, signal.SIGINT) as server:
             yield server, f"postgres://whiteboard@127.0.0.1:{port}/postgres"
     finally:
         shutil.rmtree(data, ignore_errors=True)
@@ -282,6 +280,19 @@ def with_children(pids: list[int]) -> list[int]:
                 found.add(pid)
                 todo.append(pid)
     return sorted(found)
+
+
+def established(ports: list[int]) -> list[int]:
+    """Open TCP connections accepted on each of these loopback ports."""
+    counts = dict.fromkeys(ports, 0)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                port = int(local.rsplit(":", 1)[1], 16)
+                if state == "01" and port in counts:
+                    counts[port] += 1
+    return [counts[p] for p in ports]
 
 
 def machine_busy_s() -> float:

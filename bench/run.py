@@ -133,7 +133,7 @@ def run_all(args) -> dict:
                 )
                 with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
                     figures = scenarios.run_scenario(
-                        scenario, target, Path(tmp), args.procs
+                        scenario, target, Path(tmp), args.procs, args.profile
                     )
                 results[name][target].append(figures)
                 if not figures["ok"]:
@@ -165,7 +165,10 @@ def save(args, results: dict, text: str) -> Path:
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = ",".join(s.name for s in scenarios.FULL)
-    parser.add_argument("--scenarios", default=names, help=f"comma-separated: {names}")
+    extra = ",".join(s.name for s in scenarios.EXTRA)
+    parser.add_argument(
+        "--scenarios", default=names, help=f"comma-separated: {names} (also {extra})"
+    )
     parser.add_argument(
         "--runs", type=int, default=1, help="alternate K times; medians"
     )
@@ -177,6 +180,11 @@ def parse(argv):
         help="multiply every load duration by this",
     )
     parser.add_argument("--output", type=Path, help="write the JSON here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy the server processes of load scenarios into this directory",
+    )
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument(
         "--baseline",
@@ -185,6 +193,8 @@ def parse(argv):
         help="also run the websockets baseline (default yes)",
     )
     args = parser.parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(args.scenarios) - set(scenarios.BY_NAME)
     if unknown:

@@ -109,6 +109,10 @@ FULL = [
         scaleout=True,
     ),
 ]
+# Not in the default run: the comparisons docs/performance.md quotes.
+EXTRA = [
+    replace(FULL[-1], name="scaleout-pubsub", env={"REDIS_CHANNEL_LAYER": "pubsub"}),
+]
 SMOKE = {
     "busy": {"clients": 10, "rate": 5, "duration": 1},
     "many": {"clients": 40, "rate": 2, "duration": 1, "boards": 8},
@@ -117,8 +121,9 @@ SMOKE = {
     "sustained-pg": {"clients": 4, "rate": 25, "duration": 1},
     "idle": {"clients": 100, "boards": 10},
     "scaleout": {"clients": 10, "rate": 5, "duration": 1},
+    "scaleout-pubsub": {"clients": 10, "rate": 5, "duration": 1},
 }
-BY_NAME = {s.name: s for s in FULL}
+BY_NAME = {s.name: s for s in FULL + EXTRA}
 
 
 def sized(name: str, smoke: bool, factor: float = 1.0) -> Scenario:
@@ -181,20 +186,25 @@ def target_servers(scenario: Scenario, target: str, tmp: Path):
         yield Target(f"ws://127.0.0.1:{front.port}", pids, ports)
 
 
-def run_scenario(scenario: Scenario, target: str, tmp: Path, procs: int) -> dict:
+def run_scenario(
+    scenario: Scenario, target: str, tmp: Path, procs: int, profile: Path | None = None
+) -> dict:
     with target_servers(scenario, target, tmp) as where:
         urls = tuple(f"{where.base}/ws/boards/{slug}/" for slug in slugs(scenario))
         if scenario.kind == "latejoin":
             return late_join(scenario, urls[0], where.server_pids)
         if scenario.kind == "idle":
             return idle(scenario, urls, where.server_pids)
-        return load(scenario, urls, where, procs)
+        spy = profile / f"{scenario.name}-{target}.txt" if profile else None
+        return load(scenario, urls, where, procs, spy)
 
 
 # -- the three kinds -------------------------------------------------------------------
 
 
-def load(scenario: Scenario, urls: tuple, where: Target, procs: int) -> dict:
+def load(
+    scenario: Scenario, urls: tuple, where: Target, procs: int, spy: Path | None
+) -> dict:
     """Clients send ops on schedule; every delivery is checked and timed."""
     cfg = LoadConfig(
         url=urls[0],
@@ -206,16 +216,20 @@ def load(scenario: Scenario, urls: tuple, where: Target, procs: int) -> dict:
         procs=procs,
         drain=15.0,
     )
-    samples = {}
+    samples, spies = {}, []
 
     def on_phase(name: str):
         samples[name] = sample = servers.probe(where.server_pids())
         sample["machine_busy_s"] = servers.machine_busy_s()
         if name == "start":
             sample["connections"] = servers.established(where.ports)
+            if spy is not None:
+                spies.extend(servers.py_spy(where.pids, spy, scenario.duration))
         return sample
 
     summary = run_load(cfg, on_phase=on_phase)
+    for proc in spies:
+        proc.wait(60)
     cpu_s = servers.cpu_between(samples.get("start"), samples.get("end"))
     deliveries = summary["deliveries"]
     latency = summary["latency_ms"][scenario.latency]

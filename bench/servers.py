@@ -295,6 +295,28 @@ def established(ports: list[int]) -> list[int]:
     return [counts[p] for p in ports]
 
 
+def py_spy(pids: list[int], out: Path, seconds: float) -> list[subprocess.Popen]:
+    """Sample the Python server processes among `pids` for `seconds` (raw stacks).
+
+    Raw (collapsed) stacks, one file per process; `bench/profile.py` sums them
+    into the top frames. --nonblocking: the server is never paused to be read.
+    """
+    spy = Path(sys.executable).parent / "py-spy"
+    procs = []
+    for pid in pids:
+        if "python" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+            continue
+        target = out.with_suffix(f".{pid}.txt")
+        command = [str(spy), "record", "--nonblocking", "-f", "raw", "-r", "200"]
+        command += ["-d", str(max(1, int(seconds))), "-o", str(target), "-p", str(pid)]
+        procs.append(
+            subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+    return procs
+
+
 def machine_busy_s() -> float:
     """CPU seconds the whole machine has been busy since boot (interrupts included)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]

@@ -13,7 +13,7 @@ import time
 
 from websockets.asyncio.client import ClientConnection, connect
 
-OPEN_CONCURRENCY = 100
+OPEN_CONCURRENCY = 50
 
 
 async def open_client(url: str, origin: str) -> ClientConnection:

@@ -299,7 +299,8 @@ def py_spy(pids: list[int], out: Path, seconds: float) -> list[subprocess.Popen]
     """Sample the Python server processes among `pids` for `seconds` (raw stacks).
 
     Raw (collapsed) stacks, one file per process; `bench/profile.py` sums them
-    into the top frames. --nonblocking: the server is never paused to be read.
+    into the top frames. --nonblocking: the server is never paused to be read;
+    --gil: only samples holding the GIL, i.e. Python CPU time, not waits.
     """
     spy = Path(sys.executable).parent / "py-spy"
     procs = []
@@ -307,7 +308,8 @@ def py_spy(pids: list[int], out: Path, seconds: float) -> list[subprocess.Popen]
         if "python" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
             continue
         target = out.with_suffix(f".{pid}.txt")
-        command = [str(spy), "record", "--nonblocking", "-f", "raw", "-r", "200"]
+        command = [str(spy), "record", "--nonblocking", "--gil", "-f", "raw"]
+        command += ["-r", "200"]
         command += ["-d", str(max(1, int(seconds))), "-o", str(target), "-p", str(pid)]
         procs.append(
             subprocess.Popen(

@@ -53,6 +53,7 @@ ROWS = {
         ("snapshot_frames", "snapshot frames"),
         ("p50_ms", "last snapshot frame after connect p50, ms"),
         ("max_ms", "last snapshot frame after connect max, ms"),
+        ("client_cpu_ms", "joining client's own CPU per join p50, ms"),
         ("peak_rss_mb", "server peak RSS, MB"),
     ],
     "idle": [

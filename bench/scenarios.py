@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -278,6 +279,7 @@ def late_join(scenario: Scenario, url: str, pids) -> dict:
         "snapshot_frames": counts[0][1] if counts else None,
         "p50_ms": round(report.percentile(ordered, 50), 1),
         "max_ms": round(ordered[-1], 1),
+        "client_cpu_ms": round(statistics.median(result["client_cpu_ms"]), 1),
         "joins_ms": [round(t, 1) for t in result["ms"]],
         "peak_rss_mb": round(servers.probe(pids())["hwm_mb"], 1),
     }

@@ -25,6 +25,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 POLL_S = 0.01
+# Joins in flight per worker process. The scenarios are about steady load, not a
+# storm of simultaneous joins: 1,000 at once queue their database work for longer
+# than daphne's 5 s handshake timeout (docs/performance.md).
+OPEN_CONCURRENCY = 25
 MAX_NOTES = 20
 ENTRY_FIELDS = frozenset({"op", "seq", "cid", "sid", "by", "element"})
 WELCOME_FIELDS = frozenset({"protocol", "board", "you", "users", "seq", "limits"})
@@ -174,7 +178,13 @@ class Worker:
     # -- lifecycle --------------------------------------------------------------
 
     async def run(self) -> Tally:
-        await asyncio.gather(*(self.open(c) for c in self.clients))
+        gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+        async def open_one(client: Client) -> None:
+            async with gate:
+                await self.open(client)
+
+        await asyncio.gather(*(open_one(c) for c in self.clients))
         live = [c for c in self.clients if c.ws is not None]
         await poll(lambda: self.shared.start_at.value != 0)
         start_ns = self.start_ns = self.shared.start_at.value

@@ -30,6 +30,50 @@ def short(frame: str) -> str:
     return f"{name} ({'/'.join(where.split('/')[-2:])})"
 
 
+# Where a sample belongs: the first of these found anywhere in its stack.
+PARTS = [
+    (
+        "commit: ops_commit in the database thread (ORM, SQLite, JSON of rows)",
+        "ops_commit",
+    ),
+    (
+        "receive: parse + validate + queue an op (BoardConsumer.receive)",
+        "BoardConsumer.receive",
+    ),
+    (
+        "fan-out: hand a batch to every local connection (BoardHub.dispatch)",
+        "BoardHub.dispatch",
+    ),
+    ("daphne/autobahn/twisted: read and unframe incoming frames", "doRead"),
+    ("twisted: write outgoing frames to sockets", "doWrite"),
+    (
+        "channels: the consumer's receive loop (await_many_dispatch)",
+        "await_many_dispatch",
+    ),
+    ("channel layer: group_send and the registry's receive loop", "Registry.listen"),
+]
+
+
+def parts(paths: list[Path]) -> tuple[Counter, int]:
+    """Busy samples by the part of the server they were in (PARTS, else other)."""
+    found, busy = Counter(), 0
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            stack, count = frames(line)
+            if not stack or IDLE.search(stack[-1]):
+                continue
+            busy += count
+            names = [frame.split(" (")[0] for frame in stack]
+            label = next(
+                (label for label, key in PARTS if any(key in n for n in names)),
+                "other",
+            )
+            found[label] += count
+    return found, busy
+
+
 def summarize(paths: list[Path]) -> tuple[Counter, Counter, int, int]:
     own, total, busy, idle = Counter(), Counter(), 0, 0
     for path in paths:
@@ -61,6 +105,9 @@ def main() -> None:
     args = parser.parse_args()
     own, total, busy, idle = summarize(args.files)
     print(f"{busy} busy samples, {idle} idle (waiting for the network)\n")
+    found, _ = parts(args.files)
+    print(table(found, busy, len(PARTS) + 1, "part of the server"))
+    print()
     print(table(own, busy, args.top, "own time (top of stack)"))
     print()
     print(table(total, busy, args.top, "total time (anywhere in the stack)"))

@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-default test-scaleout test-browser lint format bench \
-	bench-frames install clean
+.PHONY: run test test-default test-scaleout test-browser bench-smoke lint format \
+	bench bench-frames install clean
 
 # A local run: embedded defaults (SQLite, in-memory channel layer), DEBUG on.
 # --noreload: daphne then handles SIGINT/SIGTERM itself and closes every socket
@@ -30,20 +30,32 @@ test: $(VENV)/.dev
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.test_settings
 	$(MAKE) test-default
 	$(MAKE) test-scaleout
+	$(MAKE) bench-smoke
 
+# The bench smoke test starts its own PostgreSQL, Redis and nginx, so it runs
+# once, on its own, rather than in both passes.
 test-default: $(VENV)/.dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/test_bench_smoke.py
 
 test-scaleout: $(VENV)/.dev
-	scripts/with-services.sh $(BIN)/python -m pytest
+	scripts/with-services.sh $(BIN)/python -m pytest --ignore=tests/test_bench_smoke.py
 
 # The browser tests alone, on the embedded defaults.
 test-browser: $(VENV)/.dev
 	scripts/system-deps.sh test
 	$(BIN)/python -m pytest tests/browser
 
+# Every bench scenario at a tiny size, against ours and the baseline:
+# correctness only (all delivered, in order, acked), never timing.
+bench-smoke: $(VENV)/.dev
+	$(BIN)/python -m pytest tests/test_bench_smoke.py
+
+# The full bench (docs/performance.md), e.g.
+#   make bench BENCH_ARGS="--scenarios busy,idle --runs 3"
+BENCH_ARGS ?=
 bench: $(VENV)/.dev
-	$(BIN)/python bench/run.py
+	scripts/system-deps.sh test
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Frame times of panning and zooming a 10,000-element board in headless Chromium.
 bench-frames: $(VENV)/.dev

@@ -45,7 +45,7 @@ def run_load(cfg: LoadConfig, on_phase=None) -> dict:
     over exactly the measured phase; what it returns lands in the summary.
     """
     ctx = mp.get_context("spawn")
-    shared = Shared(ctx)
+    shared = Shared(ctx, cfg.boards)
     workers = start_workers(ctx, cfg, shared)
     try:
         phases = coordinate(cfg, shared, workers, on_phase or (lambda name: None))

@@ -170,18 +170,22 @@ def op_counts(cfg, tallies: list, clients: list) -> dict:
 
 def delivery_counts(cfg, tallies: list, live: list, phases: dict) -> dict:
     """Every op sent should reach every connected client, its sender included."""
-    sent = sum(c["sent"] for c in live)
+    sent_on: Counter = Counter()
+    for c in live:
+        sent_on[c.get("board", 0)] += c["sent"]
     received = sum(c["seen"] for c in live)
     start_ns = phases.get("start_ns") or 0
     last_ns = max((t.last_delivery for t in tallies), default=0)
     span_s = (last_ns - start_ns) / 1e9 if last_ns and start_ns else 0
     return {
-        "expected": sent * len(live),
+        "expected": sum(sent_on[c.get("board", 0)] for c in live),
         "received": received,
         "duplicates": sum(c["duplicates"] for c in live),
-        "complete_clients": sum(1 for c in live if c["seen"] == sent),
+        "complete_clients": sum(
+            1 for c in live if c["seen"] == sent_on[c.get("board", 0)]
+        ),
         "per_s": round(received / span_s, 1) if span_s else None,
-        "offered_per_s": cfg.clients * cfg.clients * cfg.rate,
+        "offered_per_s": cfg.clients * cfg.clients * cfg.rate / cfg.boards,
     }
 
 

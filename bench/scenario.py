@@ -17,6 +17,8 @@ class LoadConfig:
 
     url: str
     origin: str
+    # Client i joins board i % boards: urls[i % boards] (one board: urls is (url,)).
+    urls: tuple[str, ...] = ()
     clients: int = 50
     rate: float = 10.0
     duration: float = 20.0
@@ -30,6 +32,13 @@ class LoadConfig:
     def ops_per_client(self) -> int:
         return max(1, round(self.rate * self.duration))
 
+    @property
+    def boards(self) -> int:
+        return max(1, len(self.urls))
+
+    def url_of(self, client: int) -> str:
+        return self.urls[client % len(self.urls)] if self.urls else self.url
+
 
 class Shared:
     """Cross-process counters and flags: the parent sets them, workers poll them.
@@ -38,7 +47,10 @@ class Shared:
     on the parent; it just looks at a number every few milliseconds.
     """
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx, boards: int = 1) -> None:
+        # Per board: ops sent and refused, so each client knows what it awaits.
+        self.board_sent = ctx.Array("q", boards)
+        self.board_refused = ctx.Array("q", boards)
         self.connected = ctx.Value("i", 0)
         self.failed = ctx.Value("i", 0)
         self.start_at = ctx.Value("q", 0)
@@ -52,3 +64,8 @@ class Shared:
     def add(value, amount: int = 1) -> None:
         with value.get_lock():
             value.value += amount
+
+    @staticmethod
+    def add_at(array, index: int, amount: int = 1) -> None:
+        with array.get_lock():
+            array[index] += amount

@@ -143,7 +143,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = None
 
 REDIS_URL = env("REDIS_URL")
-if REDIS_URL:
+# Which channels_redis layer carries board events between processes: "core"
+# (RedisChannelLayer, lists polled with BZPOPMIN) or "pubsub"
+# (RedisPubSubChannelLayer, Redis PUBLISH/SUBSCRIBE). docs/performance.md
+# compares them. Either may drop an event when Redis hiccups; connections then
+# fetch the missing ops from the database (delivery.OrderedOps).
+REDIS_CHANNEL_LAYER = env("REDIS_CHANNEL_LAYER", "core")
+if REDIS_CHANNEL_LAYER not in {"core", "pubsub"}:
+    raise ImproperlyConfigured("REDIS_CHANNEL_LAYER must be core or pubsub")
+if REDIS_URL and REDIS_CHANNEL_LAYER == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env("REDIS_PREFIX", "whiteboard"),
+            },
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

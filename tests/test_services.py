@@ -344,3 +344,34 @@ def test_database_refuses_a_second_element_with_the_same_id(board):
         Element.objects.create(board=board, element_id="e1", **fields, deleted=True)
     other = services.board_create(slug="other", title="Other")
     Element.objects.create(board=other, element_id="e1", **fields)
+
+
+def test_group_commit_keeps_each_boards_batch_and_order(board):
+    other = services.board_create(slug="other", title="Other board")
+    results = services.ops_commit_boards(
+        batches=[
+            (other.pk, [add(rect("o1")), add(rect("o2"))], LIMITS),
+            (board.pk, [add(rect("b1"))], LIMITS),
+        ]
+    )
+    assert [(r.first, r.last) for r in results] == [(1, 2), (1, 1)]
+    assert sorted(Element.objects.values_list("element_id", flat=True)) == [
+        "b1",
+        "o1",
+        "o2",
+    ]
+
+
+def test_group_commit_failure_of_one_board_spares_the_others(board):
+    missing_board_id = Board.objects.order_by("-pk").first().pk + 1000
+    results = services.ops_commit_boards(
+        batches=[
+            (missing_board_id, [add(rect("lost"))], LIMITS),
+            (board.pk, [add(rect("kept"))], LIMITS),
+        ]
+    )
+    assert isinstance(results[0], Board.DoesNotExist)
+    assert results[1].first == 1
+    assert list(Element.objects.values_list("element_id", flat=True)) == ["kept"]
+    board.refresh_from_db()
+    assert board.seq == 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from . import protocol as p
 from .identity import Author
 from .models import Element, History, Op
+from .rows import insert_rows
 
 ELEMENT_FIELDS = ("v", "deleted", "body", "field_v")
 
@@ -421,7 +422,7 @@ class Batch:
     def flush(self):
         """Write what the batch changed so far, so that queries below see it."""
         if self.new_rows:
-            Element.objects.bulk_create(self.new_rows)
+            insert_rows(Element, self.new_rows)
             self.new_rows = []
         if self.dirty:
             Element.objects.bulk_update(
@@ -429,7 +430,7 @@ class Batch:
             )
             self.dirty = {}
         if self.new_ops:
-            Op.objects.bulk_create(self.new_ops)
+            insert_rows(Op, self.new_ops)
             self.new_ops = []
 
     def finish(self):

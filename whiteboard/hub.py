@@ -14,11 +14,10 @@ each to its local connections.
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import broadcast, services
+from . import broadcast
 from .changes import dumps
 from .delivery import Coalescer
 from .models import board_group
@@ -30,8 +29,6 @@ VOLATILE_INTERVAL = 0.05
 # Committed cids remembered per board, so that a resend is acked at once
 # without taking a rate token; older ones are found in the database.
 RECENT_CIDS = 10_000
-
-commit = database_sync_to_async(services.ops_commit)
 
 
 def tick_seconds():
@@ -99,8 +96,8 @@ class BoardHub:
     async def commit(self, batch):
         requests = [request for request, _ in batch]
         try:
-            result = await commit(
-                board_id=self.board_id, requests=requests, limits=self.limits
+            result = await self.registry.committer.commit(
+                self.board_id, requests, self.limits
             )
         except Exception:
             logger.exception(

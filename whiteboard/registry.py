@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from . import broadcast, services
+from .committer import GroupCommitter
 from .hub import BoardHub
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Registry:
         self.listener = None
         self.group_tasks = {}
         self.upkeep = None
+        self.committer = GroupCommitter()
         self.watch_shutdown()
 
     # -- hubs ---------------------------------------------------------------

@@ -172,6 +172,27 @@ def ops_commit(*, board_id, requests, limits):
     return CommitResult(outcomes, batch.frame(), first, batch.seq if first else None)
 
 
+def ops_commit_boards(*, batches):
+    """Commit several boards' batches, (board_id, requests, limits) each, in one
+    transaction (see committer.py); a CommitResult or the exception per batch.
+
+    Each ops_commit runs in a savepoint of the outer transaction, so one batch's
+    failure undoes that batch only. Boards are locked in id order, so two
+    processes committing overlapping boards cannot deadlock.
+    """
+    results = [None] * len(batches)
+    with transaction.atomic():
+        for i in sorted(range(len(batches)), key=lambda i: batches[i][0]):
+            board_id, requests, limits = batches[i]
+            try:
+                results[i] = ops_commit(
+                    board_id=board_id, requests=requests, limits=limits
+                )
+            except Exception as exc:  # handed to that board's hub
+                results[i] = exc
+    return results
+
+
 def board_clear(*, board, user, limits):
     """A staff clear from the admin: an op with no sid, broadcast like any other."""
     author = Author(

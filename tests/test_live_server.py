@@ -3,6 +3,7 @@
 import asyncio
 import json
 import signal
+import socket
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -171,3 +172,41 @@ async def test_graceful_stop_says_bye_closes_1012_and_keeps_every_op(
     stored = {e["id"] for e in state[0]["elements"]}
     assert "before-stop" in stored
     assert {cid.removeprefix("cid0000-") for cid in acked_or_seen} <= stored
+
+
+def silent_socket(server, slug):
+    """A WebSocket that completes its handshake and then never reads or answers,
+    so the stopping server waits for its close reply (up to 2 s)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(
+        (
+            f"GET /ws/boards/{slug}/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {server.origin}\r\n\r\n"
+        ).encode()
+    )
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock
+
+
+@pytest.mark.parametrize("runserver", [False, True], ids=["daphne", "runserver"])
+async def test_a_stopping_server_accepts_no_new_connection(
+    start_server, live_db, runserver
+):
+    server = start_server(runserver=runserver)
+    slug = live_db.create_board()
+    with silent_socket(server, slug):
+        async with server.open(slug) as ws:
+            await read_state(ws)
+            stopping = asyncio.create_task(
+                asyncio.to_thread(server.stop, signal.SIGTERM)
+            )
+            assert (await next_of(ws, "bye"))["reason"] == "restart"
+            # The process is still closing sockets (the silent one holds it up
+            # to 2 s), but its port is closed: a client told bye cannot
+            # reconnect to it.
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            assert server.process.poll() is None, "still running while refusing"
+        assert await stopping == 0, server.logs()

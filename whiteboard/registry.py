@@ -168,9 +168,11 @@ class Registry:
     def before_shutdown(self):
         from twisted.internet.defer import Deferred
 
+        stop_listening(sys.modules["twisted.internet.reactor"])
         return Deferred.fromFuture(asyncio.ensure_future(self.shut_down()))
 
     async def shut_down(self):
+        """Say bye to every connection, then stop this registry's tasks."""
         members = [c for hub in list(self.hubs.values()) for c in hub.members.values()]
         logger.info("Closing %d connections before the server stops", len(members))
         await asyncio.gather(*(c.shut_down() for c in members), return_exceptions=True)
@@ -212,3 +214,17 @@ def registry():
     if found is None:
         found = _registries[loop] = Registry()
     return found
+
+
+def stop_listening(reactor):
+    """Accept no new connection once the server is stopping.
+
+    Otherwise a client told `bye` reconnects at once to the process that is
+    closing, and its application starts while the event loop winds down (seen
+    to end in a crash of the whole process).
+    """
+    from twisted.internet.tcp import Port
+
+    for reader in list(reactor.getReaders()):
+        if isinstance(reader, Port):
+            reader.stopListening()

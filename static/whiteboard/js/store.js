@@ -9,7 +9,12 @@ export class Store {
     this.entries = new Map(); // id -> {el: element | null (tombstone), v}
     this.order = []; // ids in stacking order, bottom first, tombstones too
     this.seq = 0;
-    this.pending = loadPending(this.storageKey); // [{cid, msg}]
+    // Several tabs may share the key: each item names the tab that keeps it.
+    // A new page adopts every item it finds (a closed tab's offline work);
+    // resending an op another open tab also sends is harmless (same cid: ack).
+    this.tab = newId();
+    this.pending = loadPending(this.storageKey).map(({ cid, msg }) => ({ cid, msg })); // [{cid, msg}]
+    this.adopted = new Set(this.pending.map((p) => p.cid));
     this.overlay = new Map(); // id -> element | null, from pending ops
     this.localOrder = []; // ids only pending adds know, on top
     this.listCache = null;
@@ -172,9 +177,13 @@ export class Store {
     return this.pending.map((p) => p.msg);
   }
 
+  /** Write this tab's items, keeping those other open tabs wrote. */
   savePending() {
     try {
-      if (this.pending.length) localStorage.setItem(this.storageKey, JSON.stringify(this.pending));
+      const mine = new Set(this.pending.map((p) => p.cid));
+      const others = loadPending(this.storageKey).filter((p) => p.tab !== this.tab && !this.adopted.has(p.cid) && !mine.has(p.cid));
+      const items = [...others, ...this.pending.map((p) => ({ ...p, tab: this.tab }))];
+      if (items.length) localStorage.setItem(this.storageKey, JSON.stringify(items));
       else localStorage.removeItem(this.storageKey);
     } catch (err) {
       console.warn("could not keep unsent changes in localStorage", err);

@@ -42,6 +42,7 @@ class Board {
     this.input = new Input(this, surface);
     this.store.onChange(() => this.storeChanged());
     ui.bindToolbar((action) => this.shortcut(action));
+    ui.bindStyle((field, value) => this.restyleSelection(field, value));
     ui.bindRename(config.renameUrl, (name) => this.renamed(name));
     ui.rememberVisit(config.slug, config.title);
     ui.markTool(this.toolName);
@@ -290,6 +291,15 @@ class Board {
     this.toolName = name;
     ui.markTool(name);
     this.renderer.schedule();
+  }
+
+  /** Colour or width picked while elements are selected: they take it. */
+  restyleSelection(field, value) {
+    if (this.toolName !== "select" || this.readonly()) return;
+    for (const id of this.selection) {
+      const el = this.store.get(id);
+      if (el && el[field] !== value) this.commit({ type: "update", cid: newId(), id, set: { [field]: value } });
+    }
   }
 
   deleteSelection() {

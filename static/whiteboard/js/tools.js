@@ -79,10 +79,23 @@ class ShapeTool extends PenTool {
     return { ...base, points: [[0, 0], [round(x - sx), round(y - sy)]] };
   }
 
-  move(point) {
+  move(point, event) {
     if (!this.start) return;
-    this.el = this.shape(point);
+    this.el = this.shape(event && event.shiftKey ? this.snap(point) : point);
     this.app.draft(this.el);
+  }
+
+  /** Shift: squares and circles, lines at multiples of 45 degrees. */
+  snap([x, y]) {
+    const [sx, sy] = this.start;
+    const [dx, dy] = [x - sx, y - sy];
+    if (this.kind === "rect" || this.kind === "ellipse") {
+      const side = Math.max(Math.abs(dx), Math.abs(dy));
+      return [sx + side * (Math.sign(dx) || 1), sy + side * (Math.sign(dy) || 1)];
+    }
+    const angle = Math.round(Math.atan2(dy, dx) / (Math.PI / 4)) * (Math.PI / 4);
+    const length = Math.hypot(dx, dy);
+    return [sx + length * Math.cos(angle), sy + length * Math.sin(angle)];
   }
 
   end() {

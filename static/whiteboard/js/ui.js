@@ -90,6 +90,12 @@ export function bindToolbar(act) {
   }
 }
 
+/** `changed(field, value)` when the colour or width is picked (on release). */
+export function bindStyle(changed) {
+  $("#color").addEventListener("change", (event) => changed("color", event.target.value));
+  $("#width").addEventListener("change", (event) => changed("width", Number(event.target.value)));
+}
+
 /** Rename form: posts to /me/name, then `done(name)`. */
 export function bindRename(url, done) {
   const form = $("#guest-name");

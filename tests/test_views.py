@@ -253,3 +253,8 @@ def test_the_project_serves_the_page_files_itself_without_debug(client, path, ki
     answer = client.get(f"/static/{path}")
     assert answer.status_code == 200
     assert kind in answer["Content-Type"]
+
+
+def test_the_site_icon_is_served_and_favicon_ico_points_to_it(client):
+    assert client.get("/favicon.ico")["Location"] == "/static/whiteboard/favicon.svg"
+    assert client.get("/static/whiteboard/favicon.svg").status_code == 200

@@ -86,7 +86,15 @@ def test_board_page_renders_a_public_board_with_its_config(client):
     assert config["slug"] == "team"
     assert config["wsPath"] == "/ws/boards/team/"
     assert config["guest"] is True
+    assert (config["role"], config["locked"]) == ("editor", False)
     assert 'id="board-canvas"' in page.content.decode()
+
+
+def test_board_page_starts_read_only_for_a_viewer_of_a_locked_board(client):
+    board = services.board_create(slug="shown", title="Shown")
+    Board.objects.filter(pk=board.pk).update(visitor_role="viewer", locked=True)
+    config = board_config(client.get("/b/shown/"))
+    assert (config["role"], config["locked"]) == ("viewer", True)
 
 
 def test_board_page_escapes_the_title_everywhere(client):

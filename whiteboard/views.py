@@ -76,6 +76,8 @@ def _board_context(request, board, role):
             "title": board.title,
             "wsPath": f"/ws/boards/{board.slug}/",
             "guest": guest,
+            "role": role,
+            "locked": board.locked,
             "renameUrl": reverse("whiteboard:guest_rename"),
             "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={quote(request.path)}",
         },

@@ -35,7 +35,8 @@ class Board {
     this.selection = new Set();
     this.tools = makeTools(this, new TextTool(this, surface));
     this.toolName = "pen";
-    this.info = { slug: config.slug, title: config.title, role: "editor", locked: false };
+    // The role the page was rendered for, until `welcome` says it again.
+    this.info = { slug: config.slug, title: config.title, role: config.role, locked: config.locked };
     this.hasState = false;
     this.sent = new Set();
     this.conn = new Connection(config.wsPath, this.connectionHandlers(), () => (this.hasState ? this.store.seq : null));
@@ -46,6 +47,7 @@ class Board {
     ui.bindRename(config.renameUrl, (name) => this.renamed(name));
     ui.rememberVisit(config.slug, config.title);
     ui.markTool(this.toolName);
+    this.setInfo(this.info);
     ui.setPendingCount(this.store.pending.length);
     window.addEventListener("online", () => this.conn.isOpen || this.conn.reconnect());
     this.conn.open();
@@ -207,6 +209,8 @@ class Board {
     }
     const kind = this.store.pendingKind(frame.cid);
     this.store.removePending(new Set([frame.cid]));
+    // Others may still show the refused element's draft: withdraw it.
+    if (kind === "add") this.presence.sendDraft(null);
     ui.setPendingCount(this.store.pending.length);
     if (frame.code === "nothing_to_undo") ui.notice("Nothing to undo.");
     else if (frame.code === "nothing_to_redo") ui.notice("Nothing to redo.");

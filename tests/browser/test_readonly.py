@@ -56,3 +56,25 @@ def test_a_read_only_page_shows_the_board_says_why_and_draws_nothing(
     shot = bob.shot()
     assert shot.count(MAGENTA) > 100
     assert shot.count(DARK, tolerance=60) == 0, "something was drawn on the board"
+
+
+def test_a_change_the_server_refuses_is_rolled_back_with_a_message(
+    open_board, live_data
+):
+    """The board is locked behind the page's back: its next stroke is refused."""
+    board = live_data.create_board()
+    alice, bob = open_board(board), open_board(board)
+    live_data.update_board(board, locked=True)  # no `board` frame reaches the pages
+
+    alice.color(MAGENTA)
+    alice.expect_received(
+        lambda frame: frame.get("code") == "forbidden",
+        lambda: alice.drag([(150, 150), (350, 200)]),
+    )
+    notice = alice.page.locator("#notices .notice").filter(has_text="refused")
+    expect(notice).not_to_have_count(0)
+    alice.wait_count(0)
+    alice.wait_confirmed()
+    alice.wait_pixels(lambda s: s.count(MAGENTA) == 0, "the refused stroke gone")
+    assert bob.shot().count(MAGENTA) == 0
+    assert live_data.element_rows(board) == 0

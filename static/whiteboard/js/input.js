@@ -31,7 +31,11 @@ export class Input {
     if (event.target.id === "text-editor") return;
     const at = this.local(event);
     this.pointers.set(event.pointerId, at);
-    this.surface.setPointerCapture(event.pointerId);
+    try {
+      this.surface.setPointerCapture(event.pointerId);
+    } catch {
+      // A pointer the browser no longer tracks (or a synthetic one): no capture.
+    }
     if (this.pointers.size === 2 && event.pointerType === "touch") {
       if (this.mode === "tool") this.app.tool().cancel();
       this.startPinch();

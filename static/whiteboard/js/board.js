@@ -28,7 +28,13 @@ class Board {
     this.store = new Store(config.slug);
     this.viewport = new Viewport();
     const surface = document.getElementById("board");
-    this.renderer = new Renderer(surface, document.getElementById("board-canvas"), document.getElementById("overlay-canvas"), this.store, this.viewport);
+    this.renderer = new Renderer(
+      surface,
+      document.getElementById("board-canvas"),
+      document.getElementById("overlay-canvas"),
+      this.store,
+      this.viewport,
+    );
     this.presence = new Presence(this);
     this.renderer.drawOverlay = (ctx) => this.drawOverlay(ctx);
     this.renderer.caching = new URLSearchParams(location.search).get("nocache") !== "1";
@@ -39,7 +45,9 @@ class Board {
     this.info = { slug: config.slug, title: config.title, role: config.role, locked: config.locked };
     this.hasState = false;
     this.sent = new Set();
-    this.conn = new Connection(config.wsPath, this.connectionHandlers(), () => (this.hasState ? this.store.seq : null));
+    this.conn = new Connection(config.wsPath, this.connectionHandlers(), () =>
+      this.hasState ? this.store.seq : null,
+    );
     this.input = new Input(this, surface);
     this.store.onChange(() => this.storeChanged());
     ui.bindToolbar((action) => this.shortcut(action));
@@ -148,7 +156,8 @@ class Board {
 
   handleFrame(frame) {
     const handler = this[`on_${frame.type}`];
-    if (typeof handler === "function" && Object.hasOwn(Board.prototype, `on_${frame.type}`)) handler.call(this, frame);
+    if (typeof handler === "function" && Object.hasOwn(Board.prototype, `on_${frame.type}`))
+      handler.call(this, frame);
   }
 
   on_welcome(frame) {
@@ -302,7 +311,8 @@ class Board {
     if (this.toolName !== "select" || this.readonly()) return;
     for (const id of this.selection) {
       const el = this.store.get(id);
-      if (el && el[field] !== value) this.commit({ type: "update", cid: newId(), id, set: { [field]: value } });
+      if (el && el[field] !== value)
+        this.commit({ type: "update", cid: newId(), id, set: { [field]: value } });
     }
   }
 

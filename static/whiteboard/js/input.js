@@ -80,7 +80,8 @@ export class Input {
       this.movePinch();
     } else if (this.mode === "tool") {
       const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
-      for (const e of events.length ? events : [event]) this.app.tool().move(this.app.viewport.toBoard(...this.local(e)), e);
+      for (const e of events.length ? events : [event])
+        this.app.tool().move(this.app.viewport.toBoard(...this.local(e)), e);
       this.app.overlayChanged();
     }
   }
@@ -155,7 +156,16 @@ export class Input {
   }
 }
 
-const TOOL_KEYS = { p: "pen", l: "line", a: "arrow", r: "rect", o: "ellipse", t: "text", e: "eraser", v: "select" };
+const TOOL_KEYS = {
+  p: "pen",
+  l: "line",
+  a: "arrow",
+  r: "rect",
+  o: "ellipse",
+  t: "text",
+  e: "eraser",
+  v: "select",
+};
 
 /** The action a key press stands for, or null. */
 export function shortcut(event) {
@@ -173,7 +183,12 @@ export function shortcut(event) {
 }
 
 function isTyping(target) {
-  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) && target.type !== "range" && target.type !== "color";
+  return (
+    target instanceof HTMLElement &&
+    (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) &&
+    target.type !== "range" &&
+    target.type !== "color"
+  );
 }
 
 function mid(a, b) {

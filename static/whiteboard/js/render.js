@@ -90,7 +90,14 @@ export class Renderer {
   layerMatchesView() {
     const v = this.layerView;
     const now = this.viewport;
-    return v && v.x === now.x && v.y === now.y && v.scale === now.scale && v.width === now.width && v.height === now.height;
+    return (
+      v &&
+      v.x === now.x &&
+      v.y === now.y &&
+      v.scale === now.scale &&
+      v.width === now.width &&
+      v.height === now.height
+    );
   }
 
   setTransform(ctx, view) {

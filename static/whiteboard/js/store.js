@@ -181,7 +181,9 @@ export class Store {
   savePending() {
     try {
       const mine = new Set(this.pending.map((p) => p.cid));
-      const others = loadPending(this.storageKey).filter((p) => p.tab !== this.tab && !this.adopted.has(p.cid) && !mine.has(p.cid));
+      const others = loadPending(this.storageKey).filter(
+        (p) => p.tab !== this.tab && !this.adopted.has(p.cid) && !mine.has(p.cid),
+      );
       const items = [...others, ...this.pending.map((p) => ({ ...p, tab: this.tab }))];
       if (items.length) localStorage.setItem(this.storageKey, JSON.stringify(items));
       else localStorage.removeItem(this.storageKey);
@@ -196,7 +198,8 @@ export class Store {
     this.overlay = overlay;
     for (const { msg } of this.pending) {
       if (msg.type === "add") {
-        if (!this.entries.has(msg.element.id) && !overlay.has(msg.element.id)) localOrder.push(msg.element.id);
+        if (!this.entries.has(msg.element.id) && !overlay.has(msg.element.id))
+          localOrder.push(msg.element.id);
         overlay.set(msg.element.id, msg.element);
       } else if (msg.type === "update") {
         const base = this.get(msg.id);
@@ -222,5 +225,7 @@ function loadPending(key) {
 /** A cid unique for all time, as the protocol asks. */
 export function newId() {
   if (crypto.randomUUID) return crypto.randomUUID().replaceAll("-", "");
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join(
+    "",
+  );
 }

@@ -108,12 +108,13 @@ def open_board(request, browser, daphne, artifacts):
     """Open a board page as a new user: a fresh browser context each time.
 
     `open_board(slug)` waits until the page is online; `server=` picks another
-    server, `wait=False` only loads the page. Failing tests leave a screenshot
-    of every page and each page's console output in the artifacts.
+    server, `context=` reuses a user's context (their cookies and localStorage).
+    Failing tests leave a screenshot of every page in the artifacts, and every
+    test each page's console output.
     """
     opened = []
 
-    def open_page(slug, server=None, wait=True, context=None):
+    def open_page(slug, server=None, context=None):
         if context is None:
             context = browser.new_context(
                 viewport=VIEWPORT, device_scale_factor=1, accept_downloads=True
@@ -123,9 +124,7 @@ def open_board(request, browser, daphne, artifacts):
         page.on("console", lambda message: console.append(message))
         board_page = BoardPage(page, (server or daphne).origin, slug)
         opened.append((board_page, console))
-        if wait:
-            board_page.open()
-        return board_page
+        return board_page.open()
 
     yield open_page
     save_pages(request.node, opened, artifacts)
@@ -143,8 +142,8 @@ def save_pages(node, opened, artifacts):
     """Console output of every page; a screenshot of each when the test failed."""
     failed = getattr(node, "report_call", None) is None or node.report_call.failed
     for n, (board_page, console) in enumerate(opened):
-        stem = artifacts / f"{safe_name(node.name)}-page{n}"
+        stem = f"{safe_name(node.name)}-page{n}"
         lines = [f"{m.type}: {m.text}" for m in console]
-        stem.with_suffix(".console.txt").write_text("\n".join(lines) + "\n")
+        (artifacts / f"{stem}.console.txt").write_text("\n".join(lines) + "\n")
         if failed and not board_page.page.is_closed():
-            board_page.page.screenshot(path=stem.with_suffix(".png"), full_page=True)
+            board_page.page.screenshot(path=artifacts / f"{stem}.png", full_page=True)

@@ -22,6 +22,22 @@ const FINAL_REASONS = {
   4404: "This board no longer exists.",
 };
 
+// Every frame type of PROTOCOL.md v1 the server sends; each has an on_<type>.
+const SERVER_TYPES = new Set([
+  "welcome",
+  "snapshot",
+  "ops",
+  "ack",
+  "error",
+  "pong",
+  "cursors",
+  "draft",
+  "joined",
+  "left",
+  "board",
+  "bye",
+]);
+
 class Board {
   constructor(config) {
     this.config = config;
@@ -154,10 +170,10 @@ class Board {
 
   // --- receiving ------------------------------------------------------------
 
+  /** Dispatch on a closed list of the server's frame types; anything else is ignored. */
   handleFrame(frame) {
-    const handler = this[`on_${frame.type}`];
-    if (typeof handler === "function" && Object.hasOwn(Board.prototype, `on_${frame.type}`))
-      handler.call(this, frame);
+    if (SERVER_TYPES.has(frame.type)) this[`on_${frame.type}`](frame);
+    else console.warn("ignored a frame of unknown type", frame.type);
   }
 
   on_welcome(frame) {

@@ -7,6 +7,7 @@ import { drawElement } from "./shapes.js";
 import * as ui from "./ui.js";
 
 const SEND_EVERY_MS = 50;
+const COORD_LIMIT = 1000000;
 // A draft not refreshed for this long is dropped: its author's add or
 // withdrawal went missing (say it was refused while the server relayed drafts).
 const DRAFT_TTL_MS = 15000;
@@ -99,7 +100,8 @@ export class Presence {
   }
 
   sendCursor(x, y) {
-    this.queue("cursor", [Math.round(x * 10) / 10, Math.round(y * 10) / 10]);
+    const inRange = (n) => Math.max(-COORD_LIMIT, Math.min(COORD_LIMIT, Math.round(n * 10) / 10));
+    this.queue("cursor", [inRange(x), inRange(y)]);
   }
 
   queue(kind, value) {

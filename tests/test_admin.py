@@ -430,3 +430,17 @@ async def test_change_form_shows_who_is_on_the_board_now_with_their_role(
     section = text[text.index("On the board now") :]
     assert "olga" in section and "Owner" in section
     assert guest.name in section and "Editor" in section
+
+
+def test_change_form_shows_each_accounts_effective_role(boards, admin_http, make_user):
+    mia = make_user("mia")
+    services.member_set(board=boards, user=mia, role=Role.VIEWER)
+    boards.visitor_role = Role.EDITOR
+    boards.save()
+    page = admin_http.get(f"{CHANGELIST}{boards.pk}/change/")
+    text = strip_tags(page.content.decode())
+    # mia is a viewer member of a public board whose visitors edit: the best
+    # grant applies, as on the board itself.
+    assert "olga: owner" in text
+    assert "mia: editor" in text
+    assert "anyone else with the link: editor" in text

@@ -6,8 +6,10 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
-from . import broadcast, services
+from . import access, broadcast, services
 from .models import Board, Membership, Presence, ShareLink
 
 BOARD_SETTINGS = {"title", "owner", "is_public", "visitor_role", "locked"}
@@ -78,7 +80,13 @@ class BoardAdmin(admin.ModelAdmin):
     ]
     list_filter = ["is_public", "locked", "visitor_role", "changed_at"]
     search_fields = ["title", "slug", "owner__username", "owner__email"]
-    readonly_fields = ["seq", "live_elements", "created_at", "changed_at"]
+    readonly_fields = [
+        "who_can_open",
+        "seq",
+        "live_elements",
+        "created_at",
+        "changed_at",
+    ]
     autocomplete_fields = ["owner"]
     inlines = [MembershipInline, ShareLinkInline, PresenceInline]
     # Each action changes boards: staff who may only view them do not get them.
@@ -96,6 +104,21 @@ class BoardAdmin(admin.ModelAdmin):
     @admin.display(description="elements", ordering="element_count")
     def element_count(self, board):
         return board.element_count
+
+    @admin.display(description="who can open it")
+    def who_can_open(self, board):
+        """Each account's effective role, as the board page and socket decide it."""
+        if board.pk is None:
+            return "-"
+        users = [board.owner] if board.owner else []
+        users += [m.user for m in board.members.select_related("user")]
+        lines = [(u.get_username(), access.board_role(board, u)) for u in users]
+        if board.is_public:
+            lines.append(("anyone else with the link", board.visitor_role))
+        links = board.share_links.active().count()
+        if links:
+            lines.append((f"holders of {links} share link(s)", "see below"))
+        return format_html_join(mark_safe("<br>"), "{}: {}", lines or [("nobody", "-")])
 
     def get_readonly_fields(self, request, obj=None):
         # A board's slug is its address and its group: fixed once created.

@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.live import ROOT, Server
 
@@ -26,6 +26,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
+# expect() waits up to 5 s by default; CI machines run two passes at once with
+# other work, and a wait that ends early on a slow machine proves nothing.
+expect.set_options(timeout=15_000)
 
 
 def run_name():

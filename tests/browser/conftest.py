@@ -26,8 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
-# expect() waits up to 5 s by default; CI machines run two passes at once with
-# other work, and a wait that ends early on a slow machine proves nothing.
+# expect() waits up to 5 s by default: too short on a busy 2-core machine, where
+# a page load alone can take seconds. Waits still end as soon as the condition holds.
 expect.set_options(timeout=15_000)
 
 

@@ -137,6 +137,23 @@ class BoardPage:
             mouse.move(*self.at(*point), steps=steps)
         mouse.up()
 
+    def touch_drag(self, fingers):
+        """Touch the screen and move: `fingers` is a list of paths, one per finger,
+        all as long as each other, in board coordinates (real touch events)."""
+        cdp = self.page.context.new_cdp_session(self.page)
+
+        def touch(kind, step):
+            points = [
+                dict(zip("xy", self.at(*path[step]), strict=True)) for path in fingers
+            ]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        touch("touchStart", 0)
+        for step in range(1, len(fingers[0])):
+            touch("touchMove", step)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        cdp.detach()
+
     def click_at(self, x, y):
         self.page.mouse.click(*self.at(x, y))
 

@@ -111,16 +111,20 @@ def open_board(request, browser, daphne, artifacts):
     """Open a board page as a new user: a fresh browser context each time.
 
     `open_board(slug)` waits until the page is online; `server=` picks another
-    server, `context=` reuses a user's context (their cookies and localStorage).
+    server, `context=` reuses a user's context (their cookies and localStorage),
+    `touch=True` gives a touch screen.
     Failing tests leave a screenshot of every page in the artifacts, and every
     test each page's console output.
     """
     opened = []
 
-    def open_page(slug, server=None, context=None):
+    def open_page(slug, server=None, context=None, touch=False):
         if context is None:
             context = browser.new_context(
-                viewport=VIEWPORT, device_scale_factor=1, accept_downloads=True
+                viewport=VIEWPORT,
+                device_scale_factor=1,
+                accept_downloads=True,
+                has_touch=touch,
             )
         page = context.new_page()
         console = []

@@ -66,3 +66,25 @@ def test_people_on_the_board_and_join_and_leave_notices(open_board, board):
     bob.page.close()
     expect(people).to_have_count(1)
     expect(notices.filter(has_text="left")).not_to_have_count(0)
+
+
+def test_a_finger_draws_and_two_fingers_pan(open_board, board, live_data):
+    alice, bob = open_board(board, touch=True), open_board(board)
+    alice.color(MAGENTA)
+    alice.touch_drag([[(200 + 20 * i, 200 + 5 * i) for i in range(11)]])
+    bob.wait_pixels(lambda s: s.count(MAGENTA) > 100, "the stroke drawn by finger")
+    alice.wait_confirmed()
+    assert [e["kind"] for e in live_data.elements(board)] == ["stroke"]
+
+    # Two fingers moving together pan Alice's view; nothing new is drawn.
+    before = alice.shot().box(MAGENTA)
+    fingers = [
+        [(500 + 10 * i, 300) for i in range(11)],
+        [(600 + 10 * i, 400) for i in range(11)],
+    ]
+    alice.touch_drag(fingers)
+    alice.wait_pixels(
+        lambda s: (s.box(MAGENTA) or before)[0] >= before[0] + 90, "the view panned"
+    )
+    assert len(alice.elements()) == 1
+    assert len(live_data.elements(board)) == 1

@@ -1,6 +1,7 @@
 """Text, shapes, the eraser and undo/redo end as a user expects, on both pages."""
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -172,3 +173,17 @@ def test_select_drag_moves_a_shape_and_delete_removes_it_on_both_pages(
     alice.wait_confirmed()
     assert live_data.elements(board) == []
     assert [e["id"] for e in live_data.elements(board, deleted=True)] == [stored["id"]]
+
+
+def test_each_tool_has_its_keyboard_shortcut(open_board, board):
+    alice = open_board(board)
+    alice.board.focus()
+    keys = {"p": "pen", "l": "line", "a": "arrow", "r": "rect", "o": "ellipse"}
+    keys.update({"t": "text", "e": "eraser", "v": "select"})
+    for key, tool in keys.items():
+        alice.page.keyboard.press(key)
+        button = alice.page.locator(f'button[data-tool="{tool}"]')
+        expect(button).to_have_attribute("aria-pressed", "true")
+        expect(
+            alice.page.locator('button[aria-pressed="true"][data-tool]')
+        ).to_have_count(1)

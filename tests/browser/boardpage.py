@@ -60,12 +60,15 @@ class BoardPage:
         return self.page.evaluate("() => window.whiteboard.elements()")
 
     def wait_for(self, js_condition, arg=None, timeout=TIMEOUT_MS):
-        """Wait until `js_condition(elements, arg)` is true in the page."""
+        """Wait until `js_condition(elements, arg)` is true in the page.
+
+        The condition is compiled by Playwright (through the DevTools protocol),
+        not by the page's `eval`, so a Content-Security-Policy cannot block it.
+        """
         self.page.wait_for_function(
-            "([cond, arg]) => window.whiteboard &&"
-            " new Function('els', 'arg', 'return (' + cond + ')(els, arg)')"
+            f"arg => window.whiteboard && ({js_condition})"
             "(window.whiteboard.elements(), arg)",
-            arg=[js_condition, arg],
+            arg=arg,
             timeout=timeout,
         )
 

@@ -43,6 +43,16 @@ class BoardPage:
         self.wait_status("online")
         return self
 
+    def log_in(self, username, password):
+        """Log in with the site's form, which brings the user back to the board."""
+        self.page.goto(f"{self.origin}/accounts/login/?next=/b/{self.slug}/")
+        self.page.locator("input[name=username]").fill(username)
+        self.page.locator("input[name=password]").fill(password)
+        self.page.locator("form.account-form button[type=submit]").click()
+        self.page.wait_for_url(self.url)
+        self.wait_status("online")
+        return self
+
     # -- page state ---------------------------------------------------------------
 
     @property

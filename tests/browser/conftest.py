@@ -112,13 +112,14 @@ def open_board(request, browser, daphne, artifacts):
 
     `open_board(slug)` waits until the page is online; `server=` picks another
     server, `context=` reuses a user's context (their cookies and localStorage),
-    `touch=True` gives a touch screen.
+    `touch=True` gives a touch screen, `login=(username, password)` logs in
+    through the site's login form first.
     Failing tests leave a screenshot of every page in the artifacts, and every
     test each page's console output.
     """
     opened = []
 
-    def open_page(slug, server=None, context=None, touch=False):
+    def open_page(slug, server=None, context=None, touch=False, login=None):
         if context is None:
             context = browser.new_context(
                 viewport=VIEWPORT,
@@ -131,7 +132,7 @@ def open_board(request, browser, daphne, artifacts):
         page.on("console", lambda message: console.append(message))
         board_page = BoardPage(page, (server or daphne).origin, slug)
         opened.append((board_page, console))
-        return board_page.open()
+        return board_page.log_in(*login) if login else board_page.open()
 
     yield open_page
     save_pages(request.node, opened, artifacts)

@@ -78,3 +78,24 @@ def test_a_change_the_server_refuses_is_rolled_back_with_a_message(
     alice.wait_pixels(lambda s: s.count(MAGENTA) == 0, "the refused stroke gone")
     assert bob.shot().count(MAGENTA) == 0
     assert live_data.element_rows(board) == 0
+
+
+def test_the_owner_draws_and_a_visitor_who_may_only_view_watches_live(
+    open_board, live_data
+):
+    owner = live_data.create_user("owner-pw-9f3k2")
+    board = live_data.create_board(owner=owner, visitor_role="viewer")
+    alice = open_board(board, login=(owner, "owner-pw-9f3k2"))
+    bob = open_board(board)
+    expect(alice.board).to_have_attribute("data-readonly", "false")
+    expect(bob.board).to_have_attribute("data-readonly", "true")
+    expect(bob.page.locator("#readonly-reason")).to_have_text(VIEWER)
+
+    alice.color(MAGENTA)
+    alice.drag([(150, 150), (350, 200)])
+    bob.wait_pixels(lambda s: s.count(MAGENTA) > 100, "the owner's stroke, live")
+    bob.drag([(150, 300), (400, 380)])
+    bob.expect_sent("cursor", lambda: bob.page.mouse.move(*bob.at(20, 20), steps=10))
+    assert not CHANGES & set(bob.sent_types()), bob.sent_types()
+    alice.wait_confirmed()
+    assert [e["kind"] for e in live_data.elements(board)] == ["stroke"]

@@ -4,7 +4,7 @@ One run: a throwaway site (SQLite), a real daphne on a free loopback port, a
 board filled with 10,000 elements through the protocol (a third of them
 200-point strokes; lines, arrows, rectangles, ellipses and texts for the rest)
 and an empty board; then Debian's Chromium (Playwright, as the browser tests
-drive it) opens the board page in four setups, side by side:
+drive it) opens the board page in three setups, side by side:
 
     big       the 10,000-element board, as users get it (caching on)
     nocache   the same board with `?nocache=1`: every element redrawn each frame
@@ -19,8 +19,10 @@ from the start of that frame's first requestAnimationFrame callback to the end
 of a callback queued after the page's own render in the same frame, which reads
 one pixel of the board's canvas so that the canvas's pending drawing is
 rasterised inside the measurement. Samples whose callbacks did not land in the
-same frame are dropped. Medians and ratios are printed as a Markdown table;
-the exit status never depends on timing.
+same frame are dropped. After each gesture the one full redraw of the page's
+cached layer is measured apart (`settle`). Medians and ratios are printed as a
+Markdown table, every sample saved in bench/results/; the exit status never
+depends on timing.
 
     .venv/bin/python bench/frames.py                  # 10,000 elements, 3 rounds
     .venv/bin/python bench/frames.py --elements 2000 --rounds 1 --steps 20

@@ -36,9 +36,12 @@ export class Presence {
     ui.renderPeople(this.me, this.users);
   }
 
+  /** Disconnected: nobody else is known to be here until the next `welcome`. */
   reset() {
+    this.users.clear();
     this.cursorAt.clear();
     this.drafts.clear();
+    ui.renderPeople(this.me, this.users);
     this.board.renderer.schedule();
   }
 

@@ -300,3 +300,8 @@ def test_the_server_itself_serves_the_board_page_and_every_module(
         pending += [m for m in IMPORT_RE.findall(body.decode()) if m not in seen]
     assert len(seen) >= 10, seen
     assert fetch(f"{server.origin}/static/whiteboard/board.css")[0] == 200
+
+
+def test_link_previews_may_ask_for_the_board_page_with_head(client):
+    services.board_create(slug="team", title="Team")
+    assert client.head("/b/team/").status_code == 200

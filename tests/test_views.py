@@ -6,6 +6,7 @@ anything of the board, and every user-typed string must come out escaped.
 
 import json
 import re
+import urllib.request
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -86,7 +87,15 @@ def test_board_page_renders_a_public_board_with_its_config(client):
     assert config["slug"] == "team"
     assert config["wsPath"] == "/ws/boards/team/"
     assert config["guest"] is True
+    assert (config["role"], config["locked"]) == ("editor", False)
     assert 'id="board-canvas"' in page.content.decode()
+
+
+def test_board_page_starts_read_only_for_a_viewer_of_a_locked_board(client):
+    board = services.board_create(slug="shown", title="Shown")
+    Board.objects.filter(pk=board.pk).update(visitor_role="viewer", locked=True)
+    config = board_config(client.get("/b/shown/"))
+    assert (config["role"], config["locked"]) == ("viewer", True)
 
 
 def test_board_page_escapes_the_title_everywhere(client):
@@ -253,3 +262,46 @@ def test_the_project_serves_the_page_files_itself_without_debug(client, path, ki
     answer = client.get(f"/static/{path}")
     assert answer.status_code == 200
     assert kind in answer["Content-Type"]
+
+
+def test_the_site_icon_is_served_and_favicon_ico_points_to_it(client):
+    assert client.get("/favicon.ico")["Location"] == "/static/whiteboard/favicon.svg"
+    assert client.get("/static/whiteboard/favicon.svg").status_code == 200
+
+
+# --- the real servers serve the page ----------------------------------------------
+
+IMPORT_RE = re.compile(r'from "\./([a-z]+\.js)"')
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.status, answer.headers.get("Content-Type", ""), answer.read()
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("runserver", [False, True], ids=["daphne", "runserver"])
+@pytest.mark.parametrize("debug", ["0", "1"], ids=["debug-off", "debug-on"])
+def test_the_server_itself_serves_the_board_page_and_every_module(
+    start_server, live_db, runserver, debug
+):
+    """No collectstatic, no nginx: the page and all its ES modules load."""
+    server = start_server(runserver=runserver, DJANGO_DEBUG=debug)
+    slug = live_db.create_board()
+    status, _, page = fetch(f"{server.origin}/b/{slug}/")
+    assert status == 200
+    assert b"/static/whiteboard/js/board.js" in page
+    pending, seen = ["board.js"], set()
+    while pending:
+        name = pending.pop()
+        seen.add(name)
+        status, kind, body = fetch(f"{server.origin}/static/whiteboard/js/{name}")
+        assert (status, "javascript" in kind) == (200, True), name
+        pending += [m for m in IMPORT_RE.findall(body.decode()) if m not in seen]
+    assert len(seen) >= 10, seen
+    assert fetch(f"{server.origin}/static/whiteboard/board.css")[0] == 200
+
+
+def test_link_previews_may_ask_for_the_board_page_with_head(client):
+    services.board_create(slug="team", title="Team")
+    assert client.head("/b/team/").status_code == 200

@@ -1,4 +1,6 @@
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from . import board_settings, views
 
@@ -7,6 +9,11 @@ app_name = "whiteboard"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Pages link the SVG icon; this answers browsers (and the admin) asking anyway.
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=static("whiteboard/favicon.svg"), permanent=True),
+    ),
     path("boards/new", views.board_new, name="board_new"),
     path("open", views.board_open, name="board_open"),
     path("b/<slug:slug>/", views.board_page, name="board"),

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from . import access, ratelimit, selectors, services, sharing
 from .models import Board
@@ -36,7 +36,7 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe
 def board_page(request, slug):
     """The drawing page of one board, after the same access check as its socket."""
     board = selectors.board_by_slug(slug)
@@ -76,6 +76,8 @@ def _board_context(request, board, role):
             "title": board.title,
             "wsPath": f"/ws/boards/{board.slug}/",
             "guest": guest,
+            "role": role,
+            "locked": board.locked,
             "renameUrl": reverse("whiteboard:guest_rename"),
             "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={quote(request.path)}",
         },
@@ -97,7 +99,7 @@ def board_new(request):
     return redirect("whiteboard:board", slug=board.slug)
 
 
-@require_GET
+@require_safe
 def board_open(request):
     """The "Open a board" form: accepts a pasted link or a slug."""
     text = request.GET.get("board", "").strip().split("?")[0].split("#")[0]

@@ -43,6 +43,16 @@ class BoardPage:
         self.wait_status("online")
         return self
 
+    def log_in(self, username, password):
+        """Log in with the site's form, which brings the user back to the board."""
+        self.page.goto(f"{self.origin}/accounts/login/?next=/b/{self.slug}/")
+        self.page.locator("input[name=username]").fill(username)
+        self.page.locator("input[name=password]").fill(password)
+        self.page.locator("form.account-form button[type=submit]").click()
+        self.page.wait_for_url(self.url)
+        self.wait_status("online")
+        return self
+
     # -- page state ---------------------------------------------------------------
 
     @property
@@ -60,12 +70,15 @@ class BoardPage:
         return self.page.evaluate("() => window.whiteboard.elements()")
 
     def wait_for(self, js_condition, arg=None, timeout=TIMEOUT_MS):
-        """Wait until `js_condition(elements, arg)` is true in the page."""
+        """Wait until `js_condition(elements, arg)` is true in the page.
+
+        The condition is compiled by Playwright (through the DevTools protocol),
+        not by the page's `eval`, so a Content-Security-Policy cannot block it.
+        """
         self.page.wait_for_function(
-            "([cond, arg]) => window.whiteboard &&"
-            " new Function('els', 'arg', 'return (' + cond + ')(els, arg)')"
+            f"arg => window.whiteboard && ({js_condition})"
             "(window.whiteboard.elements(), arg)",
-            arg=[js_condition, arg],
+            arg=arg,
             timeout=timeout,
         )
 
@@ -136,6 +149,23 @@ class BoardPage:
         for point in points[1:]:
             mouse.move(*self.at(*point), steps=steps)
         mouse.up()
+
+    def touch_drag(self, fingers):
+        """Touch the screen and move: `fingers` is a list of paths, one per finger,
+        all as long as each other, in board coordinates (real touch events)."""
+        cdp = self.page.context.new_cdp_session(self.page)
+
+        def touch(kind, step):
+            points = [
+                dict(zip("xy", self.at(*path[step]), strict=True)) for path in fingers
+            ]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        touch("touchStart", 0)
+        for step in range(1, len(fingers[0])):
+            touch("touchMove", step)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        cdp.detach()
 
     def click_at(self, x, y):
         self.page.mouse.click(*self.at(x, y))

@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.live import ROOT, Server
 
@@ -26,6 +26,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
+# expect() waits up to 5 s by default: too short on a busy 2-core machine, where
+# a page load alone can take seconds. Waits still end as soon as the condition holds.
+expect.set_options(timeout=15_000)
 
 
 def run_name():
@@ -108,24 +111,28 @@ def open_board(request, browser, daphne, artifacts):
     """Open a board page as a new user: a fresh browser context each time.
 
     `open_board(slug)` waits until the page is online; `server=` picks another
-    server, `wait=False` only loads the page. Failing tests leave a screenshot
-    of every page and each page's console output in the artifacts.
+    server, `context=` reuses a user's context (their cookies and localStorage),
+    `touch=True` gives a touch screen, `login=(username, password)` logs in
+    through the site's login form first.
+    Failing tests leave a screenshot of every page in the artifacts, and every
+    test each page's console output.
     """
     opened = []
 
-    def open_page(slug, server=None, wait=True, context=None):
+    def open_page(slug, server=None, context=None, touch=False, login=None):
         if context is None:
             context = browser.new_context(
-                viewport=VIEWPORT, device_scale_factor=1, accept_downloads=True
+                viewport=VIEWPORT,
+                device_scale_factor=1,
+                accept_downloads=True,
+                has_touch=touch,
             )
         page = context.new_page()
         console = []
         page.on("console", lambda message: console.append(message))
         board_page = BoardPage(page, (server or daphne).origin, slug)
         opened.append((board_page, console))
-        if wait:
-            board_page.open()
-        return board_page
+        return board_page.log_in(*login) if login else board_page.open()
 
     yield open_page
     save_pages(request.node, opened, artifacts)
@@ -143,8 +150,8 @@ def save_pages(node, opened, artifacts):
     """Console output of every page; a screenshot of each when the test failed."""
     failed = getattr(node, "report_call", None) is None or node.report_call.failed
     for n, (board_page, console) in enumerate(opened):
-        stem = artifacts / f"{safe_name(node.name)}-page{n}"
+        stem = f"{safe_name(node.name)}-page{n}"
         lines = [f"{m.type}: {m.text}" for m in console]
-        stem.with_suffix(".console.txt").write_text("\n".join(lines) + "\n")
+        (artifacts / f"{stem}.console.txt").write_text("\n".join(lines) + "\n")
         if failed and not board_page.page.is_closed():
-            board_page.page.screenshot(path=stem.with_suffix(".png"), full_page=True)
+            board_page.page.screenshot(path=artifacts / f"{stem}.png", full_page=True)

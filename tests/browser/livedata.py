@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dj_database_url
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connections
 
 from whiteboard.models import Board, Element, Op
@@ -56,11 +58,19 @@ class LiveData:
         self.worker.shutdown()
         del connections.settings[ALIAS]
 
-    def create_board(self, *, title="Browser test board", **fields):
-        """A new board (public, visitors edit, unless `fields` say otherwise)."""
+    def create_board(self, *, title="Browser test board", owner=None, **fields):
+        """A new board (public, visitors edit, unless `fields` say otherwise);
+        `owner` is a username."""
         slug = f"bt-{uuid.uuid4().hex[:12]}"
-        self.run(_create_board, slug, title, fields)
+        self.run(_create_board, slug, title, owner, fields)
         return slug
+
+    def create_user(self, password):
+        """A new account; returns its username. The password is hashed with the
+        server's default hasher (the test settings' MD5 one is not the server's)."""
+        username = f"user-{uuid.uuid4().hex[:8]}"
+        self.run(_create_user, username, password)
+        return username
 
     def update_board(self, slug, **fields):
         """Change a board's columns (read by the server when a page connects)."""
@@ -79,8 +89,17 @@ class LiveData:
         return self.run(_ops, slug)
 
 
-def _create_board(slug, title, fields):
+def _create_board(slug, title, owner, fields):
+    if owner is not None:
+        fields["owner"] = get_user_model().objects.using(ALIAS).get(username=owner)
     Board.objects.using(ALIAS).create(slug=slug, title=title, **fields)
+
+
+def _create_user(username, password):
+    hasher = PBKDF2PasswordHasher()
+    user = get_user_model()(username=username)
+    user.password = hasher.encode(password, hasher.salt())
+    user.save(using=ALIAS)
 
 
 def _elements(slug, deleted):

@@ -56,3 +56,46 @@ def test_a_read_only_page_shows_the_board_says_why_and_draws_nothing(
     shot = bob.shot()
     assert shot.count(MAGENTA) > 100
     assert shot.count(DARK, tolerance=60) == 0, "something was drawn on the board"
+
+
+def test_a_change_the_server_refuses_is_rolled_back_with_a_message(
+    open_board, live_data
+):
+    """The board is locked behind the page's back: its next stroke is refused."""
+    board = live_data.create_board()
+    alice, bob = open_board(board), open_board(board)
+    live_data.update_board(board, locked=True)  # no `board` frame reaches the pages
+
+    alice.color(MAGENTA)
+    alice.expect_received(
+        lambda frame: frame.get("code") == "forbidden",
+        lambda: alice.drag([(150, 150), (350, 200)]),
+    )
+    notice = alice.page.locator("#notices .notice").filter(has_text="refused")
+    expect(notice).not_to_have_count(0)
+    alice.wait_count(0)
+    alice.wait_confirmed()
+    alice.wait_pixels(lambda s: s.count(MAGENTA) == 0, "the refused stroke gone")
+    assert bob.shot().count(MAGENTA) == 0
+    assert live_data.element_rows(board) == 0
+
+
+def test_the_owner_draws_and_a_visitor_who_may_only_view_watches_live(
+    open_board, live_data
+):
+    owner = live_data.create_user("owner-pw-9f3k2")
+    board = live_data.create_board(owner=owner, visitor_role="viewer")
+    alice = open_board(board, login=(owner, "owner-pw-9f3k2"))
+    bob = open_board(board)
+    expect(alice.board).to_have_attribute("data-readonly", "false")
+    expect(bob.board).to_have_attribute("data-readonly", "true")
+    expect(bob.page.locator("#readonly-reason")).to_have_text(VIEWER)
+
+    alice.color(MAGENTA)
+    alice.drag([(150, 150), (350, 200)])
+    bob.wait_pixels(lambda s: s.count(MAGENTA) > 100, "the owner's stroke, live")
+    bob.drag([(150, 300), (400, 380)])
+    bob.expect_sent("cursor", lambda: bob.page.mouse.move(*bob.at(20, 20), steps=10))
+    assert not CHANGES & set(bob.sent_types()), bob.sent_types()
+    alice.wait_confirmed()
+    assert [e["kind"] for e in live_data.elements(board)] == ["stroke"]

@@ -1,6 +1,7 @@
 """Text, shapes, the eraser and undo/redo end as a user expects, on both pages."""
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -134,3 +135,55 @@ def test_undo_on_another_page_does_not_undo_my_rectangle(open_board, board):
     for page in (alice, bob):
         assert len(page.elements()) == 1
         page.wait_pixels(lambda s: s.count(MAGENTA) > 100, "Alice's rectangle")
+
+
+def test_select_drag_moves_a_shape_and_delete_removes_it_on_both_pages(
+    open_board, board, live_data
+):
+    alice, bob = open_board(board), open_board(board)
+    alice.tool("rect")
+    alice.color(MAGENTA)
+    alice.drag([(200, 200), (300, 260)])
+    bob.wait_pixels(lambda s: s.box(MAGENTA) is not None, "the rectangle")
+    left, top, _, _ = bob.shot().box(MAGENTA)
+    alice.wait_confirmed()
+    [before] = live_data.elements(board)
+
+    alice.tool("select")
+    alice.drag([(200, 230), (320, 330)])  # grab its left edge, move by (120, 100)
+    shot = bob.wait_pixels(
+        lambda s: (
+            (s.box(MAGENTA) or (0, 0))[:2]
+            == pytest.approx((left + 120, top + 100), abs=3)
+        ),
+        "the rectangle moved by (120, 100)",
+    )
+    assert size(shot.box(MAGENTA)) == pytest.approx((100, 60), abs=8)
+    alice.wait_confirmed()
+    [stored] = live_data.elements(board)
+    moved = (stored["x"] - before["x"], stored["y"] - before["y"])
+    assert moved[0] / moved[1] == pytest.approx(1.2, abs=0.1), moved
+    assert kinds(bob.elements()) == ["rect"]
+
+    alice.board.focus()
+    alice.page.keyboard.press("Delete")
+    for page in (alice, bob):
+        page.wait_count(0)
+        page.wait_pixels(lambda s: s.count(MAGENTA) == 0, "no rectangle")
+    alice.wait_confirmed()
+    assert live_data.elements(board) == []
+    assert [e["id"] for e in live_data.elements(board, deleted=True)] == [stored["id"]]
+
+
+def test_each_tool_has_its_keyboard_shortcut(open_board, board):
+    alice = open_board(board)
+    alice.board.focus()
+    keys = {"p": "pen", "l": "line", "a": "arrow", "r": "rect", "o": "ellipse"}
+    keys.update({"t": "text", "e": "eraser", "v": "select"})
+    for key, tool in keys.items():
+        alice.page.keyboard.press(key)
+        button = alice.page.locator(f'button[data-tool="{tool}"]')
+        expect(button).to_have_attribute("aria-pressed", "true")
+        expect(
+            alice.page.locator('button[aria-pressed="true"][data-tool]')
+        ).to_have_count(1)

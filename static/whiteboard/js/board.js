@@ -22,29 +22,56 @@ const FINAL_REASONS = {
   4404: "This board no longer exists.",
 };
 
+// Every frame type of PROTOCOL.md v1 the server sends; each has an on_<type>.
+const SERVER_TYPES = new Set([
+  "welcome",
+  "snapshot",
+  "ops",
+  "ack",
+  "error",
+  "pong",
+  "cursors",
+  "draft",
+  "joined",
+  "left",
+  "board",
+  "bye",
+]);
+
 class Board {
   constructor(config) {
     this.config = config;
     this.store = new Store(config.slug);
     this.viewport = new Viewport();
     const surface = document.getElementById("board");
-    this.renderer = new Renderer(surface, document.getElementById("board-canvas"), document.getElementById("overlay-canvas"), this.store, this.viewport);
+    this.renderer = new Renderer(
+      surface,
+      document.getElementById("board-canvas"),
+      document.getElementById("overlay-canvas"),
+      this.store,
+      this.viewport,
+    );
     this.presence = new Presence(this);
     this.renderer.drawOverlay = (ctx) => this.drawOverlay(ctx);
     this.renderer.caching = new URLSearchParams(location.search).get("nocache") !== "1";
     this.selection = new Set();
     this.tools = makeTools(this, new TextTool(this, surface));
     this.toolName = "pen";
-    this.info = { slug: config.slug, title: config.title, role: "editor", locked: false };
+    // The role the page was rendered for, until `welcome` says it again.
+    this.info = { slug: config.slug, title: config.title, role: config.role, locked: config.locked };
     this.hasState = false;
     this.sent = new Set();
-    this.conn = new Connection(config.wsPath, this.connectionHandlers(), () => (this.hasState ? this.store.seq : null));
+    this.conn = new Connection(config.wsPath, this.connectionHandlers(), () =>
+      this.hasState ? this.store.seq : null,
+    );
     this.input = new Input(this, surface);
     this.store.onChange(() => this.storeChanged());
     ui.bindToolbar((action) => this.shortcut(action));
+    ui.bindStyle((field, value) => this.restyleSelection(field, value));
     ui.bindRename(config.renameUrl, (name) => this.renamed(name));
     ui.rememberVisit(config.slug, config.title);
     ui.markTool(this.toolName);
+    this.setInfo(this.info);
     ui.setPendingCount(this.store.pending.length);
     window.addEventListener("online", () => this.conn.isOpen || this.conn.reconnect());
     this.conn.open();
@@ -143,9 +170,10 @@ class Board {
 
   // --- receiving ------------------------------------------------------------
 
+  /** Dispatch on a closed list of the server's frame types; anything else is ignored. */
   handleFrame(frame) {
-    const handler = this[`on_${frame.type}`];
-    if (typeof handler === "function" && Object.hasOwn(Board.prototype, `on_${frame.type}`)) handler.call(this, frame);
+    if (SERVER_TYPES.has(frame.type)) this[`on_${frame.type}`](frame);
+    else console.warn("ignored a frame of unknown type", frame.type);
   }
 
   on_welcome(frame) {
@@ -206,6 +234,8 @@ class Board {
     }
     const kind = this.store.pendingKind(frame.cid);
     this.store.removePending(new Set([frame.cid]));
+    // Others may still show the refused element's draft: withdraw it.
+    if (kind === "add") this.presence.sendDraft(null);
     ui.setPendingCount(this.store.pending.length);
     if (frame.code === "nothing_to_undo") ui.notice("Nothing to undo.");
     else if (frame.code === "nothing_to_redo") ui.notice("Nothing to redo.");
@@ -290,6 +320,16 @@ class Board {
     this.toolName = name;
     ui.markTool(name);
     this.renderer.schedule();
+  }
+
+  /** Colour or width picked while elements are selected: they take it. */
+  restyleSelection(field, value) {
+    if (this.toolName !== "select" || this.readonly()) return;
+    for (const id of this.selection) {
+      const el = this.store.get(id);
+      if (el && el[field] !== value)
+        this.commit({ type: "update", cid: newId(), id, set: { [field]: value } });
+    }
   }
 
   deleteSelection() {

@@ -40,12 +40,15 @@ export class Connection {
   open() {
     this.clearTimer("retry");
     this.clearTimer("countdown");
-    this.handlers.status(this.attempt ? "reconnecting" : "connecting", this.attempt ? "Reconnecting…" : "Connecting…");
+    this.handlers.status(
+      this.attempt ? "reconnecting" : "connecting",
+      this.attempt ? "Reconnecting…" : "Connecting…",
+    );
     const ws = new WebSocket(this.url());
     this.ws = ws;
     ws.onmessage = (event) => this.receive(event);
     ws.onclose = (event) => this.closed(ws, event.code);
-    ws.onopen = () => this.lastHeard = performance.now();
+    ws.onopen = () => (this.lastHeard = performance.now());
   }
 
   receive(event) {
@@ -90,7 +93,10 @@ export class Connection {
     const due = performance.now() + delay;
     const tell = () => {
       const left = Math.max(0, Math.ceil((due - performance.now()) / 1000));
-      this.handlers.status("reconnecting", navigator.onLine === false ? "Offline: waiting for the network…" : `Reconnecting in ${left} s…`);
+      this.handlers.status(
+        "reconnecting",
+        navigator.onLine === false ? "Offline: waiting for the network…" : `Reconnecting in ${left} s…`,
+      );
     };
     tell();
     this.timers.countdown = setInterval(tell, 1000);

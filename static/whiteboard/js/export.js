@@ -1,7 +1,16 @@
 // Export the board as PNG (drawn with the same code as the screen) or SVG
 // (built as text; every user string is XML-escaped, every colour re-checked).
 
-import { LINE_HEIGHT, TEXT_FONT, absPoints, arrowHead, drawElement, strokeCommands, textLines, unionBox } from "./shapes.js";
+import {
+  LINE_HEIGHT,
+  TEXT_FONT,
+  absPoints,
+  arrowHead,
+  drawElement,
+  strokeCommands,
+  textLines,
+  unionBox,
+} from "./shapes.js";
 
 const MARGIN = 20;
 const MAX_PNG_SIDE = 8192;
@@ -56,7 +65,11 @@ function styleAttrs(el, filled) {
 }
 
 function pathData(cmds) {
-  return cmds.map(([op, a, b]) => (op === "Q" ? `Q${num(a[0])} ${num(a[1])} ${num(b[0])} ${num(b[1])}` : `${op}${num(a[0])} ${num(a[1])}`)).join(" ");
+  return cmds
+    .map(([op, a, b]) =>
+      op === "Q" ? `Q${num(a[0])} ${num(a[1])} ${num(b[0])} ${num(b[1])}` : `${op}${num(a[0])} ${num(a[1])}`,
+    )
+    .join(" ");
 }
 
 function svgElement(el) {
@@ -69,14 +82,19 @@ function svgElement(el) {
     return `<ellipse cx="${num(el.x + el.w / 2)}" cy="${num(el.y + el.h / 2)}" rx="${num(Math.abs(el.w / 2))}" ry="${num(Math.abs(el.h / 2))}" ${styleAttrs(el, true)}/>`;
   }
   const pts = absPoints(el);
-  let d = el.kind === "stroke" ? pathData(strokeCommands(pts)) : pathData(pts.map((p, i) => [i ? "L" : "M", p]));
-  if (pts.length === 1 || (pts.length === 2 && pts[0][0] === pts[1][0] && pts[0][1] === pts[1][1])) d += " h0.01";
+  let d =
+    el.kind === "stroke" ? pathData(strokeCommands(pts)) : pathData(pts.map((p, i) => [i ? "L" : "M", p]));
+  if (pts.length === 1 || (pts.length === 2 && pts[0][0] === pts[1][0] && pts[0][1] === pts[1][1]))
+    d += " h0.01";
   if (el.kind === "arrow") d += ` ${pathData(arrowHead(el).map((p, i) => [i ? "L" : "M", p]))}`;
   return `<path d="${d}" ${styleAttrs(el, false)}/>`;
 }
 
 function svgText(el) {
-  const lines = textLines(el).map((line, i) => `<tspan x="${num(el.x)}" y="${num(el.y + i * el.size * LINE_HEIGHT)}">${escapeXml(line)}</tspan>`);
+  const lines = textLines(el).map(
+    (line, i) =>
+      `<tspan x="${num(el.x)}" y="${num(el.y + i * el.size * LINE_HEIGHT)}">${escapeXml(line)}</tspan>`,
+  );
   return `<text font-family="${escapeXml(TEXT_FONT)}" font-size="${num(el.size)}" fill="${color(el.color)}" opacity="${num(el.opacity ?? 1)}" dominant-baseline="text-before-edge" xml:space="preserve">${lines.join("")}</text>`;
 }
 

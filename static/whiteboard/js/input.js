@@ -31,7 +31,11 @@ export class Input {
     if (event.target.id === "text-editor") return;
     const at = this.local(event);
     this.pointers.set(event.pointerId, at);
-    this.surface.setPointerCapture(event.pointerId);
+    try {
+      this.surface.setPointerCapture(event.pointerId);
+    } catch {
+      // A pointer the browser no longer tracks (or a synthetic one): no capture.
+    }
     if (this.pointers.size === 2 && event.pointerType === "touch") {
       if (this.mode === "tool") this.app.tool().cancel();
       this.startPinch();
@@ -76,7 +80,8 @@ export class Input {
       this.movePinch();
     } else if (this.mode === "tool") {
       const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
-      for (const e of events.length ? events : [event]) this.app.tool().move(this.app.viewport.toBoard(...this.local(e)), e);
+      for (const e of events.length ? events : [event])
+        this.app.tool().move(this.app.viewport.toBoard(...this.local(e)), e);
       this.app.overlayChanged();
     }
   }
@@ -151,7 +156,16 @@ export class Input {
   }
 }
 
-const TOOL_KEYS = { p: "pen", l: "line", a: "arrow", r: "rect", o: "ellipse", t: "text", e: "eraser", v: "select" };
+const TOOL_KEYS = {
+  p: "pen",
+  l: "line",
+  a: "arrow",
+  r: "rect",
+  o: "ellipse",
+  t: "text",
+  e: "eraser",
+  v: "select",
+};
 
 /** The action a key press stands for, or null. */
 export function shortcut(event) {
@@ -169,7 +183,12 @@ export function shortcut(event) {
 }
 
 function isTyping(target) {
-  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) && target.type !== "range" && target.type !== "color";
+  return (
+    target instanceof HTMLElement &&
+    (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) &&
+    target.type !== "range" &&
+    target.type !== "color"
+  );
 }
 
 function mid(a, b) {

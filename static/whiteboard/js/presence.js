@@ -7,6 +7,10 @@ import { drawElement } from "./shapes.js";
 import * as ui from "./ui.js";
 
 const SEND_EVERY_MS = 50;
+const COORD_LIMIT = 1000000;
+// A draft not refreshed for this long is dropped: its author's add or
+// withdrawal went missing (say it was refused while the server relayed drafts).
+const DRAFT_TTL_MS = 15000;
 
 export class Presence {
   constructor(board) {
@@ -15,6 +19,8 @@ export class Presence {
     this.users = new Map(); // sid -> {sid, name, color}
     this.cursorAt = new Map(); // sid -> [x, y]
     this.drafts = new Map(); // sid -> element
+    this.draftAt = new Map(); // sid -> when it last changed
+    setInterval(() => this.expireDrafts(), DRAFT_TTL_MS / 3);
     this.outgoing = { draft: undefined, cursor: undefined };
     this.timer = null;
     this.lastSent = 0;
@@ -30,9 +36,12 @@ export class Presence {
     ui.renderPeople(this.me, this.users);
   }
 
+  /** Disconnected: nobody else is known to be here until the next `welcome`. */
   reset() {
+    this.users.clear();
     this.cursorAt.clear();
     this.drafts.clear();
+    ui.renderPeople(this.me, this.users);
     this.board.renderer.schedule();
   }
 
@@ -59,9 +68,20 @@ export class Presence {
 
   /** A draft of an element already committed is stale (it crossed the add). */
   draft(sid, element) {
-    if (element && !this.board.store.knows(element.id)) this.drafts.set(sid, element);
-    else this.drafts.delete(sid);
+    if (element && !this.board.store.knows(element.id)) {
+      this.drafts.set(sid, element);
+      this.draftAt.set(sid, performance.now());
+    } else {
+      this.drafts.delete(sid);
+    }
     this.board.renderer.schedule();
+  }
+
+  expireDrafts() {
+    const before = performance.now() - DRAFT_TTL_MS;
+    const stale = [...this.drafts.keys()].filter((sid) => this.draftAt.get(sid) < before);
+    for (const sid of stale) this.drafts.delete(sid);
+    if (stale.length) this.board.renderer.schedule();
   }
 
   /** A committed add replaces its author's draft of the same element. */
@@ -83,7 +103,8 @@ export class Presence {
   }
 
   sendCursor(x, y) {
-    this.queue("cursor", [Math.round(x * 10) / 10, Math.round(y * 10) / 10]);
+    const inRange = (n) => Math.max(-COORD_LIMIT, Math.min(COORD_LIMIT, Math.round(n * 10) / 10));
+    this.queue("cursor", [inRange(x), inRange(y)]);
   }
 
   queue(kind, value) {

@@ -50,7 +50,8 @@ export function arrowHead(el) {
 function buildPath(el) {
   const path = new Path2D();
   if (el.kind === "stroke" || el.kind === "line" || el.kind === "arrow") {
-    const cmds = el.kind === "stroke" ? strokeCommands(absPoints(el)) : absPoints(el).map((p, i) => [i ? "L" : "M", p]);
+    const cmds =
+      el.kind === "stroke" ? strokeCommands(absPoints(el)) : absPoints(el).map((p, i) => [i ? "L" : "M", p]);
     for (const [op, a, b] of cmds) {
       if (op === "M") path.moveTo(a[0], a[1]);
       else if (op === "L") path.lineTo(a[0], a[1]);
@@ -90,7 +91,12 @@ function computeBox(el) {
       box = [Math.min(box[0], px), Math.min(box[1], py), Math.max(box[2], px), Math.max(box[3], py)];
     }
   } else {
-    box = [Math.min(el.x, el.x + el.w), Math.min(el.y, el.y + el.h), Math.max(el.x, el.x + el.w), Math.max(el.y, el.y + el.h)];
+    box = [
+      Math.min(el.x, el.x + el.w),
+      Math.min(el.y, el.y + el.h),
+      Math.max(el.x, el.x + el.w),
+      Math.max(el.y, el.y + el.h),
+    ];
   }
   return [box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad];
 }
@@ -164,10 +170,21 @@ function hitEllipse(el, px, py, reach) {
 }
 
 function hitRect(el, px, py, reach) {
-  const [x0, y0, x1, y1] = [Math.min(el.x, el.x + el.w), Math.min(el.y, el.y + el.h), Math.max(el.x, el.x + el.w), Math.max(el.y, el.y + el.h)];
+  const [x0, y0, x1, y1] = [
+    Math.min(el.x, el.x + el.w),
+    Math.min(el.y, el.y + el.h),
+    Math.max(el.x, el.x + el.w),
+    Math.max(el.y, el.y + el.h),
+  ];
   const inside = px >= x0 && px <= x1 && py >= y0 && py <= y1;
   if (el.fill && inside) return true;
-  const corners = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]];
+  const corners = [
+    [x0, y0],
+    [x1, y0],
+    [x1, y1],
+    [x0, y1],
+    [x0, y0],
+  ];
   return nearPolyline(corners, px, py, reach);
 }
 
@@ -193,7 +210,9 @@ export function unionBox(elements) {
   let box = null;
   for (const el of elements) {
     const b = bbox(el);
-    box = box ? [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]), Math.max(box[3], b[3])] : [...b];
+    box = box
+      ? [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]), Math.max(box[3], b[3])]
+      : [...b];
   }
   return box;
 }

@@ -9,7 +9,12 @@ export class Store {
     this.entries = new Map(); // id -> {el: element | null (tombstone), v}
     this.order = []; // ids in stacking order, bottom first, tombstones too
     this.seq = 0;
-    this.pending = loadPending(this.storageKey); // [{cid, msg}]
+    // Several tabs may share the key: each item names the tab that keeps it.
+    // A new page adopts every item it finds (a closed tab's offline work);
+    // resending an op another open tab also sends is harmless (same cid: ack).
+    this.tab = newId();
+    this.pending = loadPending(this.storageKey).map(({ cid, msg }) => ({ cid, msg })); // [{cid, msg}]
+    this.adopted = new Set(this.pending.map((p) => p.cid));
     this.overlay = new Map(); // id -> element | null, from pending ops
     this.localOrder = []; // ids only pending adds know, on top
     this.listCache = null;
@@ -172,9 +177,15 @@ export class Store {
     return this.pending.map((p) => p.msg);
   }
 
+  /** Write this tab's items, keeping those other open tabs wrote. */
   savePending() {
     try {
-      if (this.pending.length) localStorage.setItem(this.storageKey, JSON.stringify(this.pending));
+      const mine = new Set(this.pending.map((p) => p.cid));
+      const others = loadPending(this.storageKey).filter(
+        (p) => p.tab !== this.tab && !this.adopted.has(p.cid) && !mine.has(p.cid),
+      );
+      const items = [...others, ...this.pending.map((p) => ({ ...p, tab: this.tab }))];
+      if (items.length) localStorage.setItem(this.storageKey, JSON.stringify(items));
       else localStorage.removeItem(this.storageKey);
     } catch (err) {
       console.warn("could not keep unsent changes in localStorage", err);
@@ -187,7 +198,8 @@ export class Store {
     this.overlay = overlay;
     for (const { msg } of this.pending) {
       if (msg.type === "add") {
-        if (!this.entries.has(msg.element.id) && !overlay.has(msg.element.id)) localOrder.push(msg.element.id);
+        if (!this.entries.has(msg.element.id) && !overlay.has(msg.element.id))
+          localOrder.push(msg.element.id);
         overlay.set(msg.element.id, msg.element);
       } else if (msg.type === "update") {
         const base = this.get(msg.id);
@@ -213,5 +225,7 @@ function loadPending(key) {
 /** A cid unique for all time, as the protocol asks. */
 export function newId() {
   if (crypto.randomUUID) return crypto.randomUUID().replaceAll("-", "");
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join(
+    "",
+  );
 }

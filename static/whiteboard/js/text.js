@@ -87,7 +87,18 @@ export class TextTool {
     const text = chars.slice(0, TEXT_MAX).join("");
     if (!commit || !text.trim()) return;
     const [x, y] = this.at;
-    const element = { id: newId(), kind: "text", x, y, text, size: this.size(), color: this.app.color(), width: this.app.width(), fill: null, opacity: 1 };
+    const element = {
+      id: newId(),
+      kind: "text",
+      x,
+      y,
+      text,
+      size: this.size(),
+      color: this.app.color(),
+      width: this.app.width(),
+      fill: null,
+      opacity: 1,
+    };
     this.app.commit({ type: "add", cid: newId(), element });
   }
 

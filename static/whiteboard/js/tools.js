@@ -46,7 +46,13 @@ class PenTool {
     const el = this.el;
     this.el = null;
     if (!el) return;
-    const points = el.points.length === 1 ? [[0, 0], [0, 0]] : thin(el.points, this.app.limits().max_points);
+    const points =
+      el.points.length === 1
+        ? [
+            [0, 0],
+            [0, 0],
+          ]
+        : thin(el.points, this.app.limits().max_points);
     this.app.commit({ type: "add", cid: newId(), element: { ...el, points } });
   }
 
@@ -75,14 +81,34 @@ class ShapeTool extends PenTool {
   shape([x, y]) {
     const [sx, sy] = this.start;
     const base = { id: this.id || (this.id = newId()), kind: this.kind, x: sx, y: sy, ...style(this.app) };
-    if (this.kind === "rect" || this.kind === "ellipse") return { ...base, w: round(x - sx), h: round(y - sy) };
-    return { ...base, points: [[0, 0], [round(x - sx), round(y - sy)]] };
+    if (this.kind === "rect" || this.kind === "ellipse")
+      return { ...base, w: round(x - sx), h: round(y - sy) };
+    return {
+      ...base,
+      points: [
+        [0, 0],
+        [round(x - sx), round(y - sy)],
+      ],
+    };
   }
 
-  move(point) {
+  move(point, event) {
     if (!this.start) return;
-    this.el = this.shape(point);
+    this.el = this.shape(event && event.shiftKey ? this.snap(point) : point);
     this.app.draft(this.el);
+  }
+
+  /** Shift: squares and circles, lines at multiples of 45 degrees. */
+  snap([x, y]) {
+    const [sx, sy] = this.start;
+    const [dx, dy] = [x - sx, y - sy];
+    if (this.kind === "rect" || this.kind === "ellipse") {
+      const side = Math.max(Math.abs(dx), Math.abs(dy));
+      return [sx + side * (Math.sign(dx) || 1), sy + side * (Math.sign(dy) || 1)];
+    }
+    const angle = Math.round(Math.atan2(dy, dx) / (Math.PI / 4)) * (Math.PI / 4);
+    const length = Math.hypot(dx, dy);
+    return [sx + length * Math.cos(angle), sy + length * Math.sin(angle)];
   }
 
   end() {
@@ -125,7 +151,8 @@ class EraserTool {
     const tolerance = HIT_PX / this.app.viewport.scale;
     const [lx, ly] = this.last;
     const steps = Math.min(200, Math.ceil(Math.hypot(x - lx, y - ly) / tolerance) || 1);
-    for (let i = 1; i <= steps; i++) this.eraseAt(lx + ((x - lx) * i) / steps, ly + ((y - ly) * i) / steps, tolerance);
+    for (let i = 1; i <= steps; i++)
+      this.eraseAt(lx + ((x - lx) * i) / steps, ly + ((y - ly) * i) / steps, tolerance);
     this.last = [x, y];
   }
 
@@ -198,7 +225,12 @@ class SelectTool {
   }
 
   selectBand({ from, to }) {
-    const band = [Math.min(from[0], to[0]), Math.min(from[1], to[1]), Math.max(from[0], to[0]), Math.max(from[1], to[1])];
+    const band = [
+      Math.min(from[0], to[0]),
+      Math.min(from[1], to[1]),
+      Math.max(from[0], to[0]),
+      Math.max(from[1], to[1]),
+    ];
     if (band[2] - band[0] + band[3] - band[1] === 0) return;
     for (const el of this.app.store.list()) {
       if (boxesIntersect(bbox(el), band)) this.app.selection.add(el.id);
@@ -232,10 +264,18 @@ class SelectTool {
       const shown = dx || dy ? moved(el, dx, dy) : el;
       if (this.app.renderer.hidden.has(el.id)) drawElement(ctx, shown);
     }
-    outline(ctx, unionBox(selected.map((el) => (dx || dy ? moved(el, dx, dy) : el))), this.app.viewport.scale);
+    outline(
+      ctx,
+      unionBox(selected.map((el) => (dx || dy ? moved(el, dx, dy) : el))),
+      this.app.viewport.scale,
+    );
     if (drag && drag.band) {
       const [a, b] = [drag.from, drag.to];
-      outline(ctx, [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])], this.app.viewport.scale);
+      outline(
+        ctx,
+        [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])],
+        this.app.viewport.scale,
+      );
     }
   }
 }

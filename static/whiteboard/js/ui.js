@@ -65,7 +65,8 @@ export function setReadonly(reason, link = null) {
     a.textContent = link.text;
     banner.append(" ", a);
   }
-  for (const button of document.querySelectorAll("[data-tool], #undo, #redo")) button.disabled = Boolean(reason);
+  for (const button of document.querySelectorAll("[data-tool], #undo, #redo"))
+    button.disabled = Boolean(reason);
 }
 
 export function setTitle(title) {
@@ -90,6 +91,12 @@ export function bindToolbar(act) {
   }
 }
 
+/** `changed(field, value)` when the colour or width is picked (on release). */
+export function bindStyle(changed) {
+  $("#color").addEventListener("change", (event) => changed("color", event.target.value));
+  $("#width").addEventListener("change", (event) => changed("width", Number(event.target.value)));
+}
+
 /** Rename form: posts to /me/name, then `done(name)`. */
 export function bindRename(url, done) {
   const form = $("#guest-name");
@@ -97,7 +104,12 @@ export function bindRename(url, done) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = new FormData(form);
-    const answer = await fetch(url, { method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin" });
+    const answer = await fetch(url, {
+      method: "POST",
+      body,
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
     const data = await answer.json().catch(() => ({}));
     if (answer.ok) done(data.name);
     else notice(data.error || "Could not change your name.", "error");

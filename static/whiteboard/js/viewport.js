@@ -2,6 +2,9 @@
 
 const MIN_SCALE = 0.02;
 const MAX_SCALE = 40;
+// The protocol keeps every coordinate within +-1,000,000: the view's centre
+// stays well inside, so what is drawn and every cursor sent is in range.
+const CENTRE_LIMIT = 850000;
 
 export class Viewport {
   constructor() {
@@ -35,7 +38,7 @@ export class Viewport {
   panBy(dx, dy) {
     this.x -= dx / this.scale;
     this.y -= dy / this.scale;
-    this.version++;
+    this.clamp();
   }
 
   /** Zoom by `factor`, keeping the board point under (sx, sy) in place. */
@@ -44,7 +47,7 @@ export class Viewport {
     this.scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, this.scale * factor));
     this.x = bx - sx / this.scale;
     this.y = by - sy / this.scale;
-    this.version++;
+    this.clamp();
   }
 
   /** Show the whole box with a margin; an empty board goes back to the origin. */
@@ -66,6 +69,14 @@ export class Viewport {
   shows(box) {
     const view = this.visibleBox();
     return box[0] >= view[0] && box[1] >= view[1] && box[2] <= view[2] && box[3] <= view[3];
+  }
+
+  clamp() {
+    const cx = this.x + this.width / 2 / this.scale;
+    const cy = this.y + this.height / 2 / this.scale;
+    this.x += Math.max(-CENTRE_LIMIT, Math.min(CENTRE_LIMIT, cx)) - cx;
+    this.y += Math.max(-CENTRE_LIMIT, Math.min(CENTRE_LIMIT, cy)) - cy;
+    this.version++;
   }
 
   state() {

@@ -44,7 +44,7 @@ def setup_site() -> None:
 
 
 def requests(tag: str, count: int, limits) -> list:
-    from worker import POINTS
+    from clientstate import POINTS
 
     from whiteboard import protocol
     from whiteboard.changes import OpRequest

@@ -16,7 +16,7 @@ import json
 import statistics
 import time
 
-from worker import POINTS
+from clientstate import POINTS
 
 ROUNDS, N = 7, 20_000
 FRAME = json.dumps(

@@ -218,9 +218,9 @@ def warnings_for(cfg, limits: dict) -> list[str]:
     if isinstance(allowed, int | float) and cfg.rate > allowed:
         found.append(f"rate {cfg.rate}/s exceeds the server's ops_per_second {allowed}")
     room = limits.get("max_elements")
-    total = cfg.clients * cfg.ops_per_client
-    if isinstance(room, int) and total > room:
-        found.append(f"{total} adds exceed the server's max_elements {room}")
+    per_board = math.ceil(cfg.clients / cfg.boards) * cfg.ops_per_client
+    if isinstance(room, int) and per_board > room:
+        found.append(f"{per_board} adds to a board exceed max_elements {room}")
     return found
 
 

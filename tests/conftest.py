@@ -2,6 +2,7 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.db import connections
@@ -177,6 +178,20 @@ def session_headers(user):
 @pytest.fixture
 def login():
     return session_headers
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets a channel layer of its own, as each server process has.
+
+    Every test runs its own event loop, and channels_redis binds its receive
+    locks and connections to the loop that first used them: a lock still held
+    when one test's loop ended made every later receive fail ("bound to a
+    different event loop").
+    """
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -191,7 +191,27 @@ class Registry:
         for task in tasks:
             task.cancel()
         await self.settle("receiving", tasks)
+        await self.finish_layer_cleanup()
         self.listening = self.listener = self.upkeep = self.channel = None
+
+    async def finish_layer_cleanup(self):
+        """Let channels_redis finish the cleanup of the messages it handed over.
+
+        Each receive leaves a task that removes the message from Redis' backup
+        queue and only then releases the channel's receive lock. If the event
+        loop ended first, the message would come again after a restart, and in
+        the tests, where every test has a loop of its own, the lock stayed held
+        by a dead loop: every later receive failed ("bound to a different event
+        loop").
+        """
+        layer = get_channel_layer()
+        wait_received = getattr(layer, "wait_received", None)
+        if wait_received is None:
+            return
+        try:
+            await asyncio.wait_for(wait_received(), CLOSE_WAIT)
+        except TimeoutError:
+            logger.warning("Redis cleanup after receiving did not finish in time")
 
     @staticmethod
     async def settle(what, tasks):

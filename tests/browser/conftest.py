@@ -114,8 +114,8 @@ def open_board(request, browser, daphne, artifacts):
     server, `context=` reuses a user's context (their cookies and localStorage),
     `touch=True` gives a touch screen, `login=(username, password)` logs in
     through the site's login form first.
-    Failing tests leave a screenshot of every page in the artifacts, and every
-    test each page's console output.
+    A failing test leaves a screenshot and the console output of every page in
+    the artifacts.
     """
     opened = []
 
@@ -147,11 +147,15 @@ def safe_name(name):
 
 
 def save_pages(node, opened, artifacts):
-    """Console output of every page; a screenshot of each when the test failed."""
+    """A failing test's pages: a screenshot and the console output of each.
+
+    A passing test keeps the console output of a page that logged an error.
+    """
     failed = getattr(node, "report_call", None) is None or node.report_call.failed
     for n, (board_page, console) in enumerate(opened):
         stem = f"{safe_name(node.name)}-page{n}"
-        lines = [f"{m.type}: {m.text}" for m in console]
-        (artifacts / f"{stem}.console.txt").write_text("\n".join(lines) + "\n")
+        if failed or any(m.type == "error" for m in console):
+            lines = [f"{m.type}: {m.text}" for m in console]
+            (artifacts / f"{stem}.console.txt").write_text("\n".join(lines) + "\n")
         if failed and not board_page.page.is_closed():
             board_page.page.screenshot(path=artifacts / f"{stem}.png", full_page=True)

@@ -53,6 +53,12 @@ def test_on_a_phone_the_board_fills_the_screen_without_sideways_scrolling(
         box = page.locator("#board").bounding_box()
         assert box["width"] >= 300 and box["height"] >= 300, box
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        # Crisp on a 3x screen: the canvas has a pixel for every device pixel.
+        canvas = page.evaluate(
+            "() => { const c = document.getElementById('board-canvas');"
+            " return [c.width, c.height, c.clientWidth, c.clientHeight]; }"
+        )
+        assert canvas[:2] == [round(canvas[2] * 3), round(canvas[3] * 3)], canvas
         for tool in ("pen", "eraser", "select"):
             expect(page.locator(f'button[data-tool="{tool}"]')).to_be_in_viewport()
     finally:

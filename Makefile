@@ -15,7 +15,7 @@ run: export DJANGO_DEBUG ?= 1
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createboard demo --title "Demo board" --exist-ok
-	@echo "Open http://$(HOST):$(PORT)/ - WebSocket: ws://$(HOST):$(PORT)/ws/boards/demo/"
+	@echo "Open http://$(HOST):$(PORT)/ and draw on http://$(HOST):$(PORT)/b/demo/"
 	exec $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 # Everything the tests need, then the whole suite: once on the embedded

@@ -200,12 +200,24 @@ def test_creating_a_board_needs_the_csrf_token():
     ["team-plan", "http://example.org/b/team-plan/", "/b/team-plan", " Team-Plan "],
 )
 def test_open_accepts_a_link_or_a_slug(client, typed):
-    answer = client.get("/open", {"board": typed})
+    answer = client.post("/open", {"board": typed})
     assert answer["Location"] == "/b/team-plan/"
 
 
+def test_open_keeps_a_pasted_share_links_key_for_the_board_page(client):
+    typed = "https://example.org/b/team-plan/?key=Abc_12-x#top"
+    answer = client.post("/open", {"board": typed})
+    assert answer["Location"] == "/b/team-plan/?key=Abc_12-x"
+
+
+def test_open_is_a_post_with_csrf_so_no_key_lands_in_a_url_of_ours(client):
+    assert client.get("/open", {"board": "team-plan"}).status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.post("/open", {"board": "team-plan"}).status_code == 403
+
+
 def test_open_explains_what_it_cannot_read(client):
-    answer = client.get("/open", {"board": "not a board!"}, follow=True)
+    answer = client.post("/open", {"board": "not a board!"}, follow=True)
     assert "not a board link" in answer.content.decode()
 
 

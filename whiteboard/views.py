@@ -6,7 +6,7 @@ shows what its WebSocket would refuse.
 
 import re
 import unicodedata
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -99,15 +99,22 @@ def board_new(request):
     return redirect("whiteboard:board", slug=board.slug)
 
 
-@require_safe
+@require_POST
 def board_open(request):
-    """The "Open a board" form: accepts a pasted link or a slug."""
-    text = request.GET.get("board", "").strip().split("?")[0].split("#")[0]
-    match = LINK_RE.search(text.lower())
+    """The "Open a board" form: accepts a pasted link or a slug.
+
+    A POST, so that a pasted share link's key is never part of a URL of ours;
+    it goes on to the board page's `?key=`, which takes it into the session.
+    """
+    text = request.POST.get("board", "").strip()
+    address, _, query = text.split("#")[0].partition("?")
+    match = LINK_RE.search(address.lower())
     if not match:
         messages.error(request, "That is not a board link or a board name.")
         return redirect("whiteboard:home")
-    return redirect("whiteboard:board", slug=match.group(1))
+    target = reverse("whiteboard:board", args=[match.group(1)])
+    key = parse_qs(query).get(sharing.KEY_PARAM)
+    return redirect(f"{target}?{urlencode({'key': key[-1]})}" if key else target)
 
 
 def clean_guest_name(raw):

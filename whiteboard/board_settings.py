@@ -1,9 +1,11 @@
 """The board settings page: owners manage title, visibility, members and links.
 
-Every view asks `access.request_role` before it reads anything else of the
+Every view asks `access.can_manage` before it reads anything else of the
 board; only owners get past it. Each change goes through a service, which tells
 the board's open sockets, so it applies to them at once.
 """
+
+from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -26,28 +28,24 @@ class NotOwner(Exception):
 
 
 def owned_board(request, slug):
-    """The board if the request comes from one of its owners; else NotOwner."""
+    """The board if the request comes from one of its owners; else NotOwner.
+
+    A share link never makes anyone an owner, so the session's keys are not
+    asked: only the account counts.
+    """
     board = selectors.board_by_slug(slug)
-    try:
-        role = access.request_role(request, board)
-    except access.LoginRequired:
-        raise NotOwner(redirect_to_login(request.path)) from None
-    except access.BoardNotFound as exc:
-        raise Http404(exc.message) from exc
-    except access.Refusal:
-        role = None
-    if role != Role.OWNER:
-        if not request.user.is_authenticated:
-            raise NotOwner(redirect_to_login(request.path))
-        reason = access.Refusal("Only the board's owners can change its settings.")
-        page = render(
-            request, "whiteboard/refused.html", {"reason": reason}, status=403
-        )
-        raise NotOwner(page)
-    return board
+    if board is None:
+        raise Http404(access.BoardNotFound.message)
+    if access.can_manage(board, request.user):
+        return board
+    if not request.user.is_authenticated:
+        raise NotOwner(redirect_to_login(request.path))
+    reason = access.Refusal("Only the board's owners can change its settings.")
+    raise NotOwner(render(request, REFUSED, {"reason": reason}, status=403))
 
 
 def owners_only(view):
+    @wraps(view)
     def wrapper(request, slug, *args, **kwargs):
         try:
             board = owned_board(request, slug)
@@ -55,8 +53,6 @@ def owners_only(view):
             return refused.response
         return view(request, board, *args, **kwargs)
 
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
     return wrapper
 
 

@@ -1,15 +1,10 @@
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
-from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from . import access, broadcast, services
+from . import access, services
 from .models import Board, Membership, Presence, ShareLink
 
 BOARD_SETTINGS = {"title", "owner", "is_public", "visitor_role", "locked"}
@@ -59,8 +54,8 @@ class PresenceInline(admin.TabularInline):
     can_delete = False
 
     def get_queryset(self, request):
-        heartbeat = settings.WHITEBOARD_LIMITS["heartbeat_seconds"]
-        fresh = timezone.now() - timedelta(seconds=3 * heartbeat)
+        heartbeat = services.current_limits().heartbeat_seconds
+        fresh = services.presence_cutoff(heartbeat)
         return super().get_queryset(request).filter(seen_at__gte=fresh)
 
     def has_add_permission(self, request, obj=None):
@@ -138,8 +133,7 @@ class BoardAdmin(admin.ModelAdmin):
         """Members or links changed: open sockets re-check their access."""
         super().save_related(request, form, formsets, change)
         if change and any(formset.has_changed() for formset in formsets):
-            board = form.instance
-            transaction.on_commit(lambda: broadcast.publish_board(board))
+            services.board_access_changed(board=form.instance)
 
     # Deleting, from the change form or the "delete selected" action (which
     # asks for confirmation and then calls delete_queryset), closes the

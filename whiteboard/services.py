@@ -227,7 +227,7 @@ def board_update_settings(*, board, fields):
     if not fields:
         return
     board.save(update_fields=[*fields, "changed_at"])
-    transaction.on_commit(lambda: broadcast.publish_board(board))
+    board_access_changed(board=board)
 
 
 def board_delete(*, board):
@@ -242,7 +242,8 @@ def board_disconnect_all(*, board):
     broadcast.publish(board.slug, broadcast.kick_event())
 
 
-def _access_changed(board):
+def board_access_changed(*, board):
+    """Once committed, every open connection of `board` re-decides its role."""
     transaction.on_commit(lambda: broadcast.publish_board(board))
 
 
@@ -251,13 +252,13 @@ def member_set(*, board, user, role):
     membership, _ = Membership.objects.update_or_create(
         board=board, user=user, defaults={"role": role}
     )
-    _access_changed(board)
+    board_access_changed(board=board)
     return membership
 
 
 def member_remove(*, membership):
     membership.delete()
-    _access_changed(membership.board)
+    board_access_changed(board=membership.board)
 
 
 def share_link_create(*, board, role, created_by=None, label=""):
@@ -274,4 +275,4 @@ def share_link_revoke(*, link):
     if link.revoked_at is None:
         link.revoked_at = timezone.now()
         link.save(update_fields=["revoked_at"])
-        _access_changed(link.board)
+        board_access_changed(board=link.board)

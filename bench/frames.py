@@ -46,17 +46,15 @@ sys.path.insert(0, str(REPO))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.live import Database, Server, read_state  # noqa: E402
+from tests.live import (  # noqa: E402
+    VIEWPORT,
+    Database,
+    Server,
+    launch_chromium,
+    read_state,
+)
 
 RESULTS = REPO / "bench" / "results"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-]
-VIEWPORT = {"width": 1280, "height": 800}
 SETUPS = {"big": "", "nocache": "?nocache=1", "empty": ""}
 KINDS = ("line", "arrow", "rect", "ellipse", "text")
 BATCH = 400  # adds in flight while filling the board
@@ -221,9 +219,7 @@ def run(args):
 def measure_all(server, slugs, args):
     samples = {(s, g): [] for s in SETUPS for g in ("zoom", "pan", "settle")}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         pages = {}
         for setup, query in SETUPS.items():
             count = args.elements if slugs[setup] == slugs["big"] else 0

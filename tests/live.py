@@ -227,7 +227,7 @@ class LoginFailed(AssertionError):
     pass
 
 
-def _cookies(response):
+def response_cookies(response):
     jar = SimpleCookie()
     for header in response.headers.get_all("Set-Cookie") or []:
         jar.load(header)
@@ -244,7 +244,7 @@ def post_login(server, username, password):
     try:
         conn.request("GET", "/accounts/login/")
         page = conn.getresponse()
-        cookies = _cookies(page)
+        cookies = response_cookies(page)
         body = page.read().decode()
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body)[1]
         form = {"username": username, "password": password}
@@ -259,7 +259,7 @@ def post_login(server, username, password):
             },
         )
         answer = conn.getresponse()
-        cookies.update(_cookies(answer))  # login rotates csrftoken too
+        cookies.update(response_cookies(answer))  # login rotates csrftoken too
         return answer.status, cookies, answer.read().decode()
     finally:
         conn.close()
@@ -340,6 +340,24 @@ def add_frame(element_id, cid=None):
             "element": stroke(element_id),
         }
     )
+
+
+# -- the browser -------------------------------------------------------------
+
+# Debian's Chromium (apt-get install chromium), never a `playwright install` build.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium, headless, driven by a started Playwright."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
 # -- fixtures (registered by the root conftest.py) -----------------------------

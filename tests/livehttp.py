@@ -7,10 +7,9 @@ session, CSRF and redirect handling of the server.
 
 import http.client
 import re
-from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
 
-from tests.live import live_login
+from tests.live import live_login, response_cookies
 
 
 class Browser:
@@ -38,10 +37,7 @@ class Browser:
         try:
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
-            jar = SimpleCookie()
-            for line in response.headers.get_all("Set-Cookie") or []:
-                jar.load(line)
-            self.cookies.update({name: m.value for name, m in jar.items()})
+            self.cookies.update(response_cookies(response))
             return response.status, response.headers, response.read().decode()
         finally:
             conn.close()
@@ -74,6 +70,7 @@ def new_share_link(owner, slug, role):
     return f"{parts.path}?{parts.query}"
 
 
-def member_ids(owner, slug):
+def settings_rows(owner, slug, kind):
+    """The ids of the settings page's table rows of `kind` ("member" or "link")."""
     _, _, page = owner.get(f"/b/{slug}/settings/")
-    return [int(pk) for pk in re.findall(r'<tr id="member-(\d+)">', page)]
+    return [int(pk) for pk in re.findall(rf'<tr id="{kind}-(\d+)">', page)]

@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.live import add_frame, next_of, read_state
-from tests.livehttp import Browser, member_ids, new_share_link
+from tests.livehttp import Browser, new_share_link, settings_rows
 
 pytestmark = pytest.mark.live
 
@@ -149,7 +149,7 @@ async def test_revoked_links_and_removed_members_are_cut_off_on_both_processes(
     await to_thread(
         owner.post, f"/b/{slug}/members/", {"username": mia_name, "role": "editor"}
     )
-    [member_id] = await to_thread(member_ids, owner, slug)
+    [member_id] = await to_thread(settings_rows, owner, slug, "member")
     mia = await to_thread(Browser.logged_in, second, mia_name, PASSWORD)
     guest = Browser(second)
     link = await to_thread(new_share_link, owner, slug, "editor")
@@ -162,7 +162,7 @@ async def test_revoked_links_and_removed_members_are_cut_off_on_both_processes(
         for ws in (owner_ws, mia_ws, guest_ws):
             await read_state(ws)
         # Revoking on the first process cuts off the link's holder on the second.
-        [link_id] = await to_thread(link_ids, owner, slug)
+        [link_id] = await to_thread(settings_rows, owner, slug, "link")
         await to_thread(owner.post, f"/b/{slug}/links/{link_id}/revoke/", {})
         frame, code = await cut_off(guest_ws)
         assert (frame["code"], code) == ("forbidden", 4403)
@@ -179,11 +179,6 @@ async def test_revoked_links_and_removed_members_are_cut_off_on_both_processes(
     finally:
         for ws in (owner_ws, mia_ws, guest_ws):
             await ws.close()
-
-
-def link_ids(owner, slug):
-    _, _, page = owner.get(f"/b/{slug}/settings/")
-    return [int(pk) for pk in re.findall(r'<tr id="link-(\d+)">', page)]
 
 
 async def test_admin_moderation_reaches_clients_on_both_processes(

@@ -13,19 +13,11 @@ import time
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.live import ROOT, Server
+from tests.live import ROOT, VIEWPORT, Server, launch_chromium
 
 from . import livedata
 from .boardpage import BoardPage
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-]
-VIEWPORT = {"width": 1280, "height": 800}
 # expect() waits up to 5 s by default: too short on a busy 2-core machine, where
 # a page load alone can take seconds. Waits still end as soon as the condition holds.
 expect.set_options(timeout=15_000)
@@ -87,7 +79,7 @@ def own_server(live_db, artifacts):
 @pytest.fixture(scope="package")
 def browser():
     playwright = sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    chromium = launch_chromium(playwright)
     yield chromium
     chromium.close()
     playwright.stop()

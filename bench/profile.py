@@ -54,40 +54,40 @@ PARTS = [
 ]
 
 
+def samples(paths: list[Path]):
+    """(stack, count) of every sample line in py-spy's collapsed output files."""
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                yield frames(line)
+
+
 def parts(paths: list[Path]) -> tuple[Counter, int]:
     """Busy samples by the part of the server they were in (PARTS, else other)."""
     found, busy = Counter(), 0
-    for path in paths:
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            stack, count = frames(line)
-            if not stack or IDLE.search(stack[-1]):
-                continue
-            busy += count
-            names = [frame.split(" (")[0] for frame in stack]
-            label = next(
-                (label for label, key in PARTS if any(key in n for n in names)),
-                "other",
-            )
-            found[label] += count
+    for stack, count in samples(paths):
+        if not stack or IDLE.search(stack[-1]):
+            continue
+        busy += count
+        names = [frame.split(" (")[0] for frame in stack]
+        label = next(
+            (label for label, key in PARTS if any(key in n for n in names)),
+            "other",
+        )
+        found[label] += count
     return found, busy
 
 
 def summarize(paths: list[Path]) -> tuple[Counter, Counter, int, int]:
     own, total, busy, idle = Counter(), Counter(), 0, 0
-    for path in paths:
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            stack, count = frames(line)
-            if not stack or IDLE.search(stack[-1]):
-                idle += count
-                continue
-            busy += count
-            own[stack[-1]] += count
-            for frame in set(stack):
-                total[frame] += count
+    for stack, count in samples(paths):
+        if not stack or IDLE.search(stack[-1]):
+            idle += count
+            continue
+        busy += count
+        own[stack[-1]] += count
+        for frame in set(stack):
+            total[frame] += count
     return own, total, busy, idle
 
 

@@ -267,6 +267,8 @@ WHITEBOARD_LIMITS = {
     "max_elements": env_int("WHITEBOARD_MAX_ELEMENTS", 50000),
     "ops_per_second": env_int("WHITEBOARD_OPS_PER_SECOND", 50),
     "heartbeat_seconds": env_int("WHITEBOARD_HEARTBEAT_SECONDS", 20),
+    # The storage quota of one board: bytes of live elements (50 MiB).
+    "max_board_bytes": env_int("WHITEBOARD_MAX_BOARD_BYTES", 50 * 1024 * 1024),
 }
 try:
     Limits(**WHITEBOARD_LIMITS)

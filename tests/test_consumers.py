@@ -281,6 +281,7 @@ async def test_welcome_has_exactly_the_protocol_shape_then_empty_snapshot(
         "max_elements",
         "ops_per_second",
         "heartbeat_seconds",
+        "max_board_bytes",
     }
     assert all(type(value) is int for value in welcome["limits"].values())
     assert client.state == [

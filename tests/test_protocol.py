@@ -6,10 +6,12 @@ import ast
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 
 from whiteboard import protocol as p
+from whiteboard.protocol import frames
 
 LIMITS = p.Limits()
 CID = "cid-0001-abcdef"
@@ -98,19 +100,17 @@ def test_close_codes_match_the_contract():
     assert codes == (4401, 4403, 4404, 4408, 1008, 1009, 1011, 1012)
 
 
-def test_protocol_module_imports_only_the_standard_library():
-    with open(p.__file__, encoding="utf-8") as source:
-        tree = ast.parse(source.read())
-    imported = {
-        name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for name in (
-            [alias.name for alias in node.names]
-            if isinstance(node, ast.Import)
-            else [node.module or ""]
-        )
-    }
+def test_protocol_package_imports_only_the_standard_library():
+    package = Path(p.__file__).parent
+    imported = set()
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add((node.module or "").split(".")[0])
+    assert imported
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
 
 
@@ -128,6 +128,7 @@ def test_limits_as_dict_holds_the_defaults_as_ints():
         "max_elements": 50000,
         "ops_per_second": 50,
         "heartbeat_seconds": 20,
+        "max_board_bytes": 50 * 1024 * 1024,
     }
     assert all(type(value) is int for value in limits.values())
 
@@ -172,7 +173,7 @@ def test_error_frame_echoes_the_cid_when_given(error, code):
     assert exc.message == "what went wrong"
     assert exc.cid == CID
     assert str(exc) == "what went wrong"
-    assert exc.frame() == {
+    assert json.loads(frames.error(exc)) == {
         "type": "error",
         "code": code,
         "message": "what went wrong",
@@ -181,7 +182,7 @@ def test_error_frame_echoes_the_cid_when_given(error, code):
 
 
 def test_error_frame_has_no_cid_key_without_a_cid():
-    assert p.NotFound("no such element").frame() == {
+    assert json.loads(frames.error(p.NotFound("no such element"))) == {
         "type": "error",
         "code": "not_found",
         "message": "no such element",
@@ -189,12 +190,12 @@ def test_error_frame_has_no_cid_key_without_a_cid():
 
 
 def test_error_frame_function_shapes():
-    assert p.error_frame("exists", "taken") == {
+    assert json.loads(frames.error_frame("exists", "taken")) == {
         "type": "error",
         "code": "exists",
         "message": "taken",
     }
-    assert p.error_frame("exists", "taken", CID)["cid"] == CID
+    assert json.loads(frames.error_frame("exists", "taken", CID))["cid"] == CID
 
 
 # --- Phase 1: bad_json ----------------------------------------------------------------
@@ -783,7 +784,7 @@ def test_add_with_one_point_is_refused_but_a_draft_with_one_is_accepted():
 def test_add_errors_echo_the_cid():
     error = refused({"type": "add", "cid": CID, "element": element(width=0)})
     assert error.cid == CID
-    assert error.frame()["cid"] == CID
+    assert json.loads(frames.error(error))["cid"] == CID
 
 
 # --- update -------------------------------------------------------------------------
@@ -1037,14 +1038,14 @@ def test_validate_element_draft_flag_allows_one_point():
 def test_bare_ping_gets_a_bare_pong():
     ping = parse({"type": "ping"})
     assert ping == p.Ping({})
-    assert p.pong_frame(ping) == {"type": "pong"}
+    assert json.loads(frames.pong(ping)) == {"type": "pong"}
 
 
 def test_ping_extras_are_echoed_in_the_pong():
     extras = {"t": 123.5, "id": "abc", "nested": {"a": [1, None, True]}, "cid": 5}
     ping = parse({"type": "ping", **extras})
     assert ping.extra == extras
-    assert p.pong_frame(ping) == {"type": "pong", **extras}
+    assert json.loads(frames.pong(ping)) == {"type": "pong", **extras}
 
 
 def test_ping_extra_with_an_overflowing_number_is_refused():
@@ -1069,7 +1070,7 @@ def test_encode_refuses_non_finite_numbers(value):
 
 
 def test_error_frame_round_trips_through_encode():
-    text = p.encode(p.BadMessage("x must be a number", CID).frame())
+    text = frames.error(p.BadMessage("x must be a number", CID))
     assert json.loads(text) == {
         "type": "error",
         "code": "bad_message",
@@ -1082,7 +1083,7 @@ def test_error_frame_round_trips_through_encode():
 
 
 def test_every_error_a_parse_raises_has_a_json_encodable_frame():
-    frames = [
+    texts = [
         "nope",
         "[]",
         frame(cid=CID),
@@ -1090,10 +1091,10 @@ def test_every_error_a_parse_raises_has_a_json_encodable_frame():
         frame(type="add", cid="short"),
         frame(type="add", cid=CID, element=element(width=99)),
     ]
-    for text in frames:
+    for text in texts:
         with pytest.raises(p.ProtocolError) as info:
             p.validate(p.parse_envelope(text), LIMITS)
-        encoded = json.loads(p.encode(info.value.frame()))
+        encoded = json.loads(frames.error(info.value))
         assert encoded["type"] == "error"
         assert encoded["code"] == info.value.code
         assert encoded["message"]

@@ -1,40 +1,9 @@
 """The one place that decides who may open a board and with which role."""
 
 from .models import ROLE_RANK, Membership, Role, ShareLink
-from .protocol import CLOSE_FORBIDDEN, CLOSE_LOGIN_REQUIRED, CLOSE_NOT_FOUND
+from .protocol.messages import BoardNotFound, LoginRequired, NoAccess, Refusal
 
-
-class Refusal(Exception):
-    """Why a connection may not open a board; sent as one error frame, then closed."""
-
-    code = "forbidden"
-    close_code = CLOSE_FORBIDDEN
-    message = "You do not have access to this board."
-
-    def __init__(self, message=None):
-        if message is not None:
-            self.message = message
-        super().__init__(self.message)
-
-    def frame(self):
-        return {"type": "error", "code": self.code, "message": self.message}
-
-
-class LoginRequired(Refusal):
-    code = "login_required"
-    close_code = CLOSE_LOGIN_REQUIRED
-    message = "This board is private: log in to open it."
-
-
-class NoAccess(Refusal):
-    pass
-
-
-class BoardNotFound(Refusal):
-    code = "not_found"
-    close_code = CLOSE_NOT_FOUND
-    message = "There is no board at this address."
-
+__all__ = ["BoardNotFound", "LoginRequired", "NoAccess", "Refusal", "board_role"]
 
 SESSION_KEYS = "board_keys"
 

@@ -11,19 +11,10 @@ from dataclasses import dataclass, field
 from . import protocol as p
 from .identity import Author
 from .models import Element, History, Op
+from .protocol.frames import element_text, encode
 from .rows import insert_rows
 
 ELEMENT_FIELDS = ("v", "deleted", "body", "field_v")
-
-
-def dumps(value):
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def element_json(body, v):
-    """The full element as clients see it: the stored body (a JSON object
-    without `v`) with its `v` appended, without decoding the body."""
-    return f'{body[:-1]},"v":{v}}}'
 
 
 def named_elements(op):
@@ -155,7 +146,7 @@ class Batch:
         return {**head, "by": author.by, **fields}
 
     def record(self, req, entries, *, undo=None):
-        text = dumps(entries)
+        text = encode(entries)
         author = req.author
         self.new_ops.append(
             Op(
@@ -169,7 +160,7 @@ class Batch:
                 sid=author.sid,
                 actor=author.actor,
                 entries=text,
-                undo=dumps(undo) if undo is not None else "",
+                undo=encode(undo) if undo is not None else "",
                 history=History.DONE if undo is not None else History.NONE,
                 applied_seq=entries[0]["seq"] if undo is not None else None,
             )
@@ -211,7 +202,7 @@ class Batch:
             kind=element["kind"],
             z=seq,
             v=seq,
-            body=dumps(body),
+            body=encode(body),
         )
         self.rows[row.element_id] = row
         self.new_rows.append(row)
@@ -283,7 +274,7 @@ class Batch:
         body.update(values)
         versions = json.loads(row.field_v)
         versions.update(field_versions or dict.fromkeys(values, seq))
-        row.body, row.field_v, row.v = dumps(body), dumps(versions), seq
+        row.body, row.field_v, row.v = encode(body), encode(versions), seq
         self.touch(row)
 
     def erase(self, ids, seq):
@@ -414,7 +405,7 @@ class Batch:
             self.set_fields(row, body, change.fields, seq, change.versions)
             return self.entry(req, seq, "update", id=row.element_id, set=change.fields)
         self.restore(change.row, seq)
-        element = json.loads(element_json(change.row.body, change.row.v))
+        element = json.loads(element_text(change.row.body, change.row.v))
         return self.entry(req, seq, "add", element=element)
 
     # -- writing ---------------------------------------------------------------

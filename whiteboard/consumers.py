@@ -25,7 +25,7 @@ from .access import BoardNotFound, Refusal
 from .changes import OpRequest
 from .delivery import Coalescer, OrderedOps
 from .identity import new_sid
-from .protocol import encode
+from .protocol import encode, frames
 from .registry import registry
 
 logger = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def refuse_connection(self, refusal):
         self.closing = True
         await self.accept()
-        await self.send(text_data=encode(refusal.frame()))
+        await self.send(text_data=frames.error(refusal))
         await self.close(code=refusal.close_code)
 
     async def start_session(self, admission):
@@ -309,7 +309,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     async def handle_ping(self, envelope):
         ping = protocol.validate(envelope, self.limits)
-        await self.send(text_data=encode(protocol.pong_frame(ping)))
+        await self.send(text_data=frames.pong(ping))
 
     handlers = {
         **dict.fromkeys(protocol.OP_TYPES, handle_op),
@@ -331,7 +331,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     async def refuse(self, error):
         """Send an error frame; the 101st within a minute also closes with 1008."""
-        await self.send_frame(error.frame())
+        await self.send_text(frames.error(error))
         now = time.monotonic()
         self.refusals.append(now)
         if (
@@ -347,7 +347,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=encode(frame))
 
     async def send_text(self, text):
-        await self.send(text_data=text)
+        if not self.left:
+            await self.send(text_data=text)
 
     async def fetch_ops(self, after, upto):
         return await missing_ops(board_id=self.board_id, after=after, upto=upto)
@@ -507,6 +508,6 @@ class BoardConsumer(AsyncWebsocketConsumer):
             return
         self.closing = True
         refusal = refusal or Refusal("You no longer have access to this board.")
-        await self.send_frame(refusal.frame())
+        await self.send_text(frames.error(refusal))
         await self.leave_board()
         await self.close(code=refusal.close_code)

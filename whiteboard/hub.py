@@ -18,9 +18,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import broadcast
-from .changes import dumps
 from .delivery import Coalescer
 from .models import board_group
+from .protocol.frames import encode as dumps
 
 logger = logging.getLogger(__name__)
 

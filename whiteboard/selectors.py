@@ -8,8 +8,8 @@ import json
 
 from django.db.models import Q
 
-from .changes import dumps, element_json
 from .models import Board, Element, Op, Presence
+from .protocol.frames import element_text, encode
 
 FRAME_BYTES = 256 * 1024
 
@@ -48,7 +48,7 @@ def snapshot_frames(board, seq, *, budget=FRAME_BYTES):
         .values_list("body", "v")
         .iterator(chunk_size=2000)
     )
-    items = (element_json(body, v) for body, v in rows)
+    items = (element_text(body, v) for body, v in rows)
     chunks = list(_chunks(items, budget))
     head = f'{{"type":"snapshot","seq":{seq},"elements":['
     return [
@@ -73,7 +73,7 @@ def op_entries_after(board, after, upto):
             items.append(text[1:-1])
         else:
             entries = json.loads(text)
-            items.extend(dumps(e) for e in entries if after < e["seq"] <= upto)
+            items.extend(encode(e) for e in entries if after < e["seq"] <= upto)
     return items, count
 
 

@@ -1,10 +1,8 @@
-"""The board wire protocol, version 1: message types, limits, errors, validation.
+"""Validation of client frames, in the protocol's check order.
 
-Pure Python (neither Django nor Channels) so that every rule of the contract can be
-tested without a socket. A client frame is read in two phases, following the
-protocol's check order: parse_envelope() decodes it and checks `type` and `cid`
-cheaply, so that duplicates and rate limits are answered before validate() pays for
-checking every field.
+A client frame is read in two phases: parse_envelope() decodes it and checks
+`type` and `cid` cheaply, so that duplicates and rate limits are answered
+before validate() pays for checking every field. Pure Python.
 """
 
 from __future__ import annotations
@@ -12,39 +10,37 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-PROTOCOL_VERSION = 1
-
-# Client message types. Dispatch is a closed allow-list: a client's `type` is only
-# ever compared with these, never used as a handler or channel-layer event name.
-ADD = "add"
-UPDATE = "update"
-DELETE = "delete"
-CLEAR = "clear"
-UNDO = "undo"
-REDO = "redo"
-CURSOR = "cursor"
-DRAFT = "draft"
-PING = "ping"
-OP_TYPES = frozenset({ADD, UPDATE, DELETE, CLEAR, UNDO, REDO})
-CLIENT_TYPES = OP_TYPES | {CURSOR, DRAFT, PING}
-
-# Server message types (DRAFT is both a client and a server type).
-WELCOME = "welcome"
-SNAPSHOT = "snapshot"
-OPS = "ops"
-ACK = "ack"
-ERROR = "error"
-PONG = "pong"
-CURSORS = "cursors"
-JOINED = "joined"
-LEFT = "left"
-BOARD = "board"
-BYE = "bye"
-SERVER_TYPES = frozenset(
-    {WELCOME, SNAPSHOT, OPS, ACK, ERROR, PONG, CURSORS, DRAFT, JOINED, LEFT, BOARD, BYE}
+from .messages import (
+    ADD,
+    CLEAR,
+    CLIENT_TYPES,
+    CURSOR,
+    DELETE,
+    DRAFT,
+    OP_TYPES,
+    PING,
+    REDO,
+    UNDO,
+    UPDATE,
+    AddOp,
+    BadJson,
+    BadMessage,
+    ClearOp,
+    Cursor,
+    DeleteOp,
+    Draft,
+    Envelope,
+    Limits,
+    Message,
+    Ping,
+    ProtocolError,
+    RedoOp,
+    UndoOp,
+    UnknownType,
+    UpdateOp,
 )
 
 KINDS = ("stroke", "line", "arrow", "rect", "ellipse", "text")
@@ -69,115 +65,6 @@ OPACITY_MIN, OPACITY_MAX = 0.05, 1
 SIZE_MIN, SIZE_MAX = 1, 1000
 TEXT_MAX_CHARS = 2000
 MIN_POINTS, MIN_DRAFT_POINTS = 2, 1
-
-CLOSE_LOGIN_REQUIRED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_IDLE = 4408
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_RESTART = 1012
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-server limits, announced to every client in its welcome frame."""
-
-    max_frame_bytes: int = 262144
-    max_points: int = 5000
-    max_elements: int = 50000
-    ops_per_second: int = 50
-    heartbeat_seconds: int = 20
-
-    def __post_init__(self) -> None:
-        # Fail at startup on a bad setting rather than on some client's frame.
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if type(value) is not int or value < 1:
-                raise ValueError(f"Limits.{field.name} must be an int >= 1: {value!r}")
-
-    def as_dict(self) -> dict:
-        """The welcome frame's `limits` object."""
-        return {field.name: getattr(self, field.name) for field in fields(self)}
-
-
-# --- Errors ---------------------------------------------------------------------------
-
-
-def error_frame(code: str, message: str, cid: str | None = None) -> dict:
-    """An `error` frame; `cid` is echoed so the client knows which op was refused."""
-    frame = {"type": ERROR, "code": code, "message": message}
-    if cid is not None:
-        frame["cid"] = cid
-    return frame
-
-
-class ProtocolError(Exception):
-    """A refused client frame; answered with an error frame, the socket stays open."""
-
-    code = "bad_message"
-
-    def __init__(self, message: str, cid: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.cid = cid
-
-    def frame(self) -> dict:
-        return error_frame(self.code, self.message, self.cid)
-
-
-class BadJson(ProtocolError):
-    code = "bad_json"
-
-
-class BadMessage(ProtocolError):
-    code = "bad_message"
-
-
-class UnknownType(ProtocolError):
-    code = "unknown_type"
-
-
-class Forbidden(ProtocolError):
-    code = "forbidden"
-
-
-class NotFound(ProtocolError):
-    code = "not_found"
-
-
-class Exists(ProtocolError):
-    code = "exists"
-
-
-class BoardFull(ProtocolError):
-    code = "board_full"
-
-
-class RateLimited(ProtocolError):
-    code = "rate_limited"
-
-
-class NothingToUndo(ProtocolError):
-    code = "nothing_to_undo"
-
-
-class NothingToRedo(ProtocolError):
-    code = "nothing_to_redo"
-
-
-# --- Phase 1: envelope ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """A decoded frame whose `type` (and `cid`, for ops) has been checked."""
-
-    type: str
-    cid: str | None
-    data: dict
-
 
 _CLIENT_TYPE_ORDER = (ADD, UPDATE, DELETE, CLEAR, UNDO, REDO, CURSOR, DRAFT, PING)
 _TYPE_LIST = ", ".join(_CLIENT_TYPE_ORDER)
@@ -259,61 +146,6 @@ def parse_envelope(text: str) -> Envelope:
 
 
 # --- Phase 2: field validation --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AddOp:
-    cid: str
-    element: dict
-
-
-@dataclass(frozen=True)
-class UpdateOp:
-    cid: str
-    id: str
-    set: dict
-
-
-@dataclass(frozen=True)
-class DeleteOp:
-    cid: str
-    ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ClearOp:
-    cid: str
-
-
-@dataclass(frozen=True)
-class UndoOp:
-    cid: str
-
-
-@dataclass(frozen=True)
-class RedoOp:
-    cid: str
-
-
-@dataclass(frozen=True)
-class Cursor:
-    x: float
-    y: float
-
-
-@dataclass(frozen=True)
-class Draft:
-    element: dict | None
-
-
-@dataclass(frozen=True)
-class Ping:
-    extra: dict
-
-
-Message = (
-    AddOp | UpdateOp | DeleteOp | ClearOp | UndoOp | RedoOp | Cursor | Draft | Ping
-)
 
 _REQUIRED = object()
 _NUMBER_TYPES = (int, float)  # checked with type(): a bool is never a number here
@@ -613,15 +445,3 @@ def validate(env: Envelope, limits: Limits) -> Message:
         if error.cid is None and type(cid) is str:
             error.cid = cid
         raise
-
-
-# --- Encoding -------------------------------------------------------------------------
-
-
-def pong_frame(ping: Ping) -> dict:
-    return {"type": PONG, **ping.extra}
-
-
-def encode(frame: dict) -> str:
-    """Compact JSON text for a server frame; refuses NaN and infinities."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

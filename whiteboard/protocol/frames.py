@@ -1,0 +1,226 @@
+"""Every frame the server sends, built here and encoded by one encoder.
+
+Frames that carry stored JSON (elements, op entries) are assembled from that
+text as it is, so a large board is served without decoding and re-encoding
+each element. Large payloads are split at element or op-entry boundaries so
+that no frame holds much more than `FRAME_BUDGET` bytes (PROTOCOL.md, "Frame
+size"): a client never needs a receive limit above 1 MiB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .messages import (
+    ACK,
+    BOARD,
+    BYE,
+    CURSORS,
+    DRAFT,
+    ERROR,
+    JOINED,
+    LEFT,
+    PONG,
+    PROTOCOL_VERSION,
+    WELCOME,
+    Limits,
+    Ping,
+    ProtocolError,
+)
+
+FRAME_BUDGET = 256 * 1024
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode(value: Any) -> str:
+    """Compact JSON text; refuses NaN and infinities, which JSON cannot carry."""
+    return _ENCODER.encode(value)
+
+
+def size(text: str) -> int:
+    """The UTF-8 length of `text`, without encoding it when it is ASCII."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+# --- Elements and op entries, as stored ----------------------------------------
+
+
+def element_text(body: str, v: int) -> str:
+    """A full element: its stored body (a JSON object without `v`) plus `v`."""
+    return f'{body[:-1]},"v":{v}}}'
+
+
+@dataclass(frozen=True)
+class Entries:
+    """Consecutive encoded op entries for seqs `first`..`last`, without brackets."""
+
+    first: int
+    last: int
+    text: str
+
+
+def entries_of(first: int, last: int, array: str) -> list[Entries]:
+    """The stored JSON array of one op's entries, as pieces that fit a frame.
+
+    An op of many entries (an undo of a clear) can be larger than a frame; it
+    is cut into its entries, which are then packed into frames one by one.
+    """
+    inner = array[1:-1]
+    if first == last or size(inner) <= FRAME_BUDGET:
+        return [Entries(first, last, inner)] if inner else []
+    return [Entries(e["seq"], e["seq"], encode(e)) for e in json.loads(array)]
+
+
+# --- The state a joining client receives --------------------------------------
+
+
+def board_info(*, slug: str, title: str, role: str, locked: bool) -> dict:
+    return {"slug": slug, "title": title, "role": role, "locked": locked}
+
+
+def welcome(
+    *, board: dict, you: dict, users: list[dict], seq: int, limits: Limits
+) -> str:
+    return encode(
+        {
+            "type": WELCOME,
+            "protocol": PROTOCOL_VERSION,
+            "board": board,
+            "you": you,
+            "users": users,
+            "seq": seq,
+            "limits": limits.as_dict(),
+        }
+    )
+
+
+def _packed(texts: Iterable[str], budget: int) -> Iterator[list[str]]:
+    """Runs of texts of at most `budget` bytes in all (one text at least)."""
+    run: list[str] = []
+    used = 0
+    for text in texts:
+        cost = size(text) + 1
+        if run and used + cost > budget:
+            yield run
+            run, used = [], 0
+        run.append(text)
+        used += cost
+    if run:
+        yield run
+
+
+def snapshot_frames(
+    seq: int, elements: Iterable[str], budget: int = FRAME_BUDGET
+) -> Iterator[str]:
+    """`snapshot` frames of the given element texts, produced as they are read.
+
+    The last frame says `"more":false`; an empty board is one frame with `[]`.
+    """
+    head = f'{{"type":"snapshot","seq":{seq},"elements":['
+    previous: list[str] | None = None
+    for run in _packed(elements, budget):
+        if previous is not None:
+            yield head + ",".join(previous) + '],"more":true}'
+        previous = run
+    yield head + ",".join(previous or ()) + '],"more":false}'
+
+
+@dataclass(frozen=True)
+class OpsFrame:
+    """An encoded `ops` frame and the seqs it holds."""
+
+    first: int
+    last: int
+    text: str
+
+
+def ops_frames(
+    pieces: Iterable[Entries], budget: int = FRAME_BUDGET
+) -> Iterator[OpsFrame]:
+    """`ops` frames holding these entries in order, each within `budget` bytes
+    (plus one entry when a single entry is larger)."""
+    run: list[Entries] = []
+    used = 0
+    for piece in pieces:
+        cost = size(piece.text) + 1
+        if run and used + cost > budget:
+            yield ops_frame(run)
+            run, used = [], 0
+        run.append(piece)
+        used += cost
+    if run:
+        yield ops_frame(run)
+
+
+def ops_frame(run: list[Entries]) -> OpsFrame:
+    text = '{"type":"ops","ops":[' + ",".join(p.text for p in run) + "]}"
+    return OpsFrame(run[0].first, run[-1].last, text)
+
+
+def no_ops() -> str:
+    """The replay for a client that is already up to date."""
+    return '{"type":"ops","ops":[]}'
+
+
+def ops_of(entries: list[dict]) -> str:
+    """An `ops` frame of decoded entries (a replay trimmed to unseen seqs)."""
+    return encode({"type": "ops", "ops": entries})
+
+
+# --- Answers to one client --------------------------------------------------------
+
+
+def ack(cid: str, seq: int) -> str:
+    return encode({"type": ACK, "cid": cid, "seq": seq})
+
+
+def error_frame(code: str, message: str, cid: str | None = None) -> str:
+    """An `error` frame; `cid` is echoed so the client knows which op was refused."""
+    frame = {"type": ERROR, "code": code, "message": message}
+    if cid is not None:
+        frame["cid"] = cid
+    return encode(frame)
+
+
+def error(exc: ProtocolError) -> str:
+    return error_frame(exc.code, exc.message, exc.cid)
+
+
+def pong(ping: Ping) -> str:
+    return encode({"type": PONG, **ping.extra})
+
+
+def board(info: dict) -> str:
+    return encode({"type": BOARD, "board": info})
+
+
+def bye(reason: str = "restart") -> str:
+    return encode({"type": BYE, "reason": reason})
+
+
+# --- Presence and volatile traffic --------------------------------------------------
+
+
+def joined(user: Mapping[str, Any]) -> str:
+    return encode({"type": JOINED, "user": dict(user)})
+
+
+def left(sid: str) -> str:
+    return encode({"type": LEFT, "sid": sid})
+
+
+def cursor_item(sid: str, x: float, y: float) -> str:
+    """One entry of a `cursors` frame, encoded once for every receiver."""
+    return encode({"sid": sid, "x": x, "y": y})
+
+
+def cursors(items: Iterable[str]) -> str:
+    return '{"type":"' + CURSORS + '","cursors":[' + ",".join(items) + "]}"
+
+
+def draft(sid: str, element: dict | None) -> str:
+    return encode({"type": DRAFT, "sid": sid, "element": element})

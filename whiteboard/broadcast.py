@@ -69,3 +69,22 @@ def publish_ops(slug, frame, first, last):
 
 def publish_board(board):
     publish(board.slug, meta_event(board))
+
+
+USER_ENDED = "user.ended"
+
+
+def user_group(user_id):
+    """The channel-layer group of one account's open sockets, on every process."""
+    return f"user.{user_id}"
+
+
+def end_user_sessions(*, user_id, message):
+    """Close every open socket of this account (4401, with `message`), everywhere.
+
+    Sent after a logout, a password change or a deactivated or deleted account;
+    a process that misses it still finds out at the socket's next heartbeat,
+    when the session's auth hash is checked again.
+    """
+    event = {"type": USER_ENDED, "user": user_id, "message": message}
+    async_to_sync(get_channel_layer().group_send)(user_group(user_id), event)

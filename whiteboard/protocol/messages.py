@@ -131,6 +131,13 @@ class Forbidden(ProtocolError):
     code = "forbidden"
 
 
+class AccessChanged(Forbidden):
+    """Refused at commit: the board's access rules changed since this connection's
+    role was decided, and the author may no longer change the board."""
+
+    message = "You no longer have permission to change this board."
+
+
 class NotFound(ProtocolError):
     code = "not_found"
 

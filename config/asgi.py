@@ -16,9 +16,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config import daphne_compat  # noqa: E402
-from whiteboard.routing import websocket_urlpatterns  # noqa: E402
+from whiteboard.realtime import process  # noqa: E402
+from whiteboard.realtime.routing import websocket_urlpatterns  # noqa: E402
 
-daphne_compat.install()
+daphne_compat.install(on_shutdown=process.shut_down)
 
 application = ProtocolTypeRouter(
     {

@@ -1,28 +1,42 @@
-"""Let daphne send the close codes the board protocol uses.
+"""daphne and Twisted hooks the realtime package needs.
 
-daphne closes a socket through autobahn's `sendClose`, which accepts only 1000
-and 3000-4999 and raises for anything else, so `websocket.close` with 1008,
-1009, 1011 or 1012 crashed the consumer and the client saw 1006. RFC 6455
-(section 7.4.1) and the IANA registry define those codes for exactly these
-cases, so they are sent with `sendCloseFrame`, the same frame writer without the
-application-range check.
-
-daphne's access log also gets share-link keys masked (see log_redaction).
+- Close codes: daphne closes a socket through autobahn's `sendClose`, which
+  accepts only 1000 and 3000-4999 and raises for anything else, so
+  `websocket.close` with 1008, 1009, 1011, 1012 or 1013 crashed the consumer
+  and the client saw 1006. RFC 6455 (section 7.4.1) and the IANA registry
+  define those codes for exactly these cases, so they are sent with
+  `sendCloseFrame`, the same frame writer without the application-range check.
+- Send buffer: each WebSocket's scope gets an ASGI extension,
+  `whiteboard.send_buffer`, whose `pending()` is the number of bytes Twisted
+  holds for the socket but has not written yet. A client that does not read
+  fills that buffer, not the kernel's; the session's outbox bounds it (4413).
+- Shutdown: daphne's own shutdown only cancels applications, so clients would
+  see the TCP connection drop (1006) instead of `bye` + 1012; and in daphne
+  4.2 it raises KeyError, skipping even that, when any HTTP connection has not
+  sent a request yet. A "before shutdown" trigger that returns a Deferred makes
+  the reactor wait while every socket is closed gracefully.
+- daphne's access log gets share-link keys masked (see log_redaction).
 """
 
+from __future__ import annotations
+
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from autobahn.exception import Disconnected as PeerGone
 
 from config.log_redaction import redact
 
 SERVER_CLOSE_CODES = frozenset({1001, 1008, 1009, 1011, 1012, 1013})
+SEND_BUFFER_EXTENSION = "whiteboard.send_buffer"
 
 
-__all__ = ["PeerGone", "install"]
+__all__ = ["PeerGone", "SendBuffer", "install"]
 
 
-def server_close(self, code=None):
+def server_close(self: Any, code: int | None = None) -> None:
     code = 1000 if code is None else code
     if code in SERVER_CLOSE_CODES:
         self.sendCloseFrame(code=code, isReply=False)
@@ -30,22 +44,91 @@ def server_close(self, code=None):
         self.sendClose(code=code)
 
 
-def redacting(write_entry):
+class SendBuffer:
+    """The bytes Twisted's transport holds for one socket, not yet written.
+
+    Twisted keeps them in `dataBuffer` (from `offset` on) and in
+    `_tempDataBuffer`; neither is public API, so a transport without them
+    counts as empty.
+    """
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def pending(self) -> int:
+        transport = getattr(self.protocol, "transport", None)
+        if transport is None:
+            return 0
+        data = getattr(transport, "dataBuffer", b"")
+        offset = getattr(transport, "offset", 0)
+        return len(data) - offset + getattr(transport, "_tempDataLen", 0)
+
+
+def with_send_buffer(create_application: Callable) -> Callable:
+    def create(self: Any, protocol: Any, scope: dict) -> Any:
+        if scope.get("type") == "websocket":
+            extensions = scope.setdefault("extensions", {})
+            extensions[SEND_BUFFER_EXTENSION] = SendBuffer(protocol)
+        return create_application(self, protocol, scope)
+
+    create.adds_send_buffer = True  # type: ignore[attr-defined]
+    return create
+
+
+def redacting(write_entry: Callable) -> Callable:
     """daphne's access log (stdout by default) prints each URL whole."""
 
-    def write(self, host, date, request, *args, **kwargs):
-        return write_entry(self, host, date, redact(request), *args, **kwargs)
+    def write(self: Any, host: Any, date: Any, request: Any, *args: Any, **kw: Any):
+        return write_entry(self, host, date, redact(request), *args, **kw)
 
-    write.redacts = True
+    write.redacts = True  # type: ignore[attr-defined]
     return write
 
 
-def install():
-    """Patch daphne's protocol and access log, when running under daphne."""
+def install(on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Patch daphne's protocol, server and access log, when running under daphne."""
     ws_protocol = sys.modules.get("daphne.ws_protocol")
     if ws_protocol is not None:
         ws_protocol.WebSocketProtocol.serverClose = server_close
+    server = sys.modules.get("daphne.server")
+    daphne_server = getattr(server, "Server", None)
+    if daphne_server is not None and not getattr(
+        daphne_server.create_application, "adds_send_buffer", False
+    ):
+        daphne_server.create_application = with_send_buffer(
+            daphne_server.create_application
+        )
     access = sys.modules.get("daphne.access")
     log = getattr(access, "AccessLogGenerator", None)
     if log is not None and not getattr(log.write_entry, "redacts", False):
         log.write_entry = redacting(log.write_entry)
+    if on_shutdown is not None:
+        watch_shutdown(on_shutdown)
+
+
+def watch_shutdown(on_shutdown: Callable[[], Awaitable[None]]) -> None:
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or not hasattr(reactor, "_asyncioEventloop"):
+        return
+
+    def before_shutdown() -> Any:
+        from twisted.internet.defer import Deferred
+
+        stop_listening(reactor)
+        return Deferred.fromFuture(asyncio.ensure_future(on_shutdown()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+
+def stop_listening(reactor: Any) -> None:
+    """Accept no new connection once the server is stopping.
+
+    Otherwise a client told `bye` reconnects at once to the process that is
+    closing, and its application starts while the event loop winds down (seen
+    to end in a crash of the whole process).
+    """
+    from twisted.internet.tcp import Port
+
+    for reader in list(reactor.getReaders()):
+        if isinstance(reader, Port):
+            reader.stopListening()

@@ -147,7 +147,7 @@ REDIS_URL = env("REDIS_URL")
 # (RedisChannelLayer, lists polled with BZPOPMIN) or "pubsub"
 # (RedisPubSubChannelLayer, Redis PUBLISH/SUBSCRIBE). docs/performance.md
 # compares them. Either may drop an event when Redis hiccups; connections then
-# fetch the missing ops from the database (delivery.OrderedOps).
+# fetch the missing ops from the database (realtime/outbox.py, SeqOrder).
 REDIS_CHANNEL_LAYER = env("REDIS_CHANNEL_LAYER", "core")
 if REDIS_CHANNEL_LAYER not in {"core", "pubsub"}:
     raise ImproperlyConfigured("REDIS_CHANNEL_LAYER must be core or pubsub")
@@ -288,6 +288,25 @@ DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE
 WHITEBOARD_MAX_REPLAY = env_int("WHITEBOARD_MAX_REPLAY", 2000)
 # How often a board broadcasts coalesced ops and volatile messages (ms).
 WHITEBOARD_TICK_MS = env_int("WHITEBOARD_TICK_MS", 25)
+
+# Bounds of the realtime side (docs/deploy.md, "Bounds"). Each has a documented
+# outcome when it is reached; none is a queue that can grow without limit.
+# Bytes waiting for one socket (queued, or in daphne's buffer) before 4413.
+WHITEBOARD_SEND_BUFFER_BYTES = env_int("WHITEBOARD_SEND_BUFFER_BYTES", 4 * 1024 * 1024)
+# Seconds a socket may read nothing while bytes wait for it before 4413.
+WHITEBOARD_SEND_STALL_SECONDS = env_int("WHITEBOARD_SEND_STALL_SECONDS", 10)
+# Open sockets per client address and per browser session, per process: 4429.
+WHITEBOARD_MAX_CONNECTIONS_PER_CLIENT = env_int(
+    "WHITEBOARD_MAX_CONNECTIONS_PER_CLIENT", 50
+)
+# Ops of one connection waiting to be committed; more get `rate_limited`.
+WHITEBOARD_MAX_PENDING_OPS = env_int("WHITEBOARD_MAX_PENDING_OPS", 100)
+# Drafts one connection may send per second; the rest are dropped.
+WHITEBOARD_DRAFTS_PER_SECOND = env_int("WHITEBOARD_DRAFTS_PER_SECOND", 30)
+# How often each process renews its channel-layer group membership (a Redis
+# restart forgets it) and compares its boards' seqs with the database's.
+WHITEBOARD_GROUP_REFRESH_SECONDS = env_int("WHITEBOARD_GROUP_REFRESH_SECONDS", 3)
+WHITEBOARD_SEQ_CHECK_SECONDS = env_int("WHITEBOARD_SEQ_CHECK_SECONDS", 2)
 
 LOGGING = {
     "version": 1,

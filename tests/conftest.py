@@ -10,7 +10,7 @@ from django.test import Client as HttpClient
 
 from config.asgi import application
 from whiteboard import services
-from whiteboard.registry import registry
+from whiteboard.realtime import process
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 # Frames that may arrive between any two others: presence and volatile traffic.
@@ -136,9 +136,9 @@ async def connect():
     yield open_client
     for client in opened:
         await client.close()
-    # Every hub task ends with the test's event loop (the channel layer outlives
+    # Every room task ends with the test's event loop (the channel layer outlives
     # the loop, and a pending receive would hold its locks).
-    await registry().close()
+    await process.current().close()
     # channels' communicator turns close_old_connections() into a no-op while it
     # waits for output, so a worker thread may still hold a connection: one that
     # would keep PostgreSQL from dropping the test database.

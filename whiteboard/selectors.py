@@ -9,6 +9,7 @@ import json
 from django.db.models import Q
 
 from .models import Board, Element, Op, Presence
+from .protocol import frames
 from .protocol.frames import element_text, encode
 
 FRAME_BYTES = 256 * 1024
@@ -103,11 +104,27 @@ def presence_users(board, *, exclude_sid, fresh_after):
 
 
 def ops_gap(*, board_id, after, upto):
-    """The ops a connection missed between two broadcasts, as (first, last, frame)."""
-    items, count = op_entries_after(board_id, after, upto)
-    if not items:
-        return []
-    return [(after + 1, after + count, ops_frames(items, budget=float("inf"))[0])]
+    """The ops with after < seq <= upto as `ops` frames (see frames.FRAME_BUDGET)."""
+    rows = (
+        Op.objects.filter(board_id=board_id, last_seq__gt=after, seq__lte=upto)
+        .order_by("seq")
+        .values_list("seq", "last_seq", "entries")
+    )
+    pieces = []
+    for first, last, text in rows:
+        if first > after and last <= upto:
+            pieces.extend(frames.entries_of(first, last, text))
+        else:
+            entries = [e for e in json.loads(text) if after < e["seq"] <= upto]
+            pieces.extend(
+                frames.Entries(e["seq"], e["seq"], encode(e)) for e in entries
+            )
+    return list(frames.ops_frames(pieces))
+
+
+def board_seqs(*, board_ids):
+    """The current seq of each of these boards, by id."""
+    return dict(Board.objects.filter(pk__in=board_ids).values_list("pk", "seq"))
 
 
 def boards_of(user):

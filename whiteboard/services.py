@@ -19,6 +19,7 @@ from .changes import Batch, OpRequest, named_elements
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
 from .models import Board, Membership, Op, Presence, ShareLink, random_slug
 from .protocol import Limits
+from .protocol.frames import OpsFrame
 
 
 @dataclass
@@ -35,6 +36,12 @@ class CommitResult:
     frame: str | None
     first: int | None
     last: int | None
+
+    @property
+    def frames(self):
+        if self.frame is None:
+            return []
+        return [OpsFrame(self.first, self.last, self.frame)]
 
 
 def current_limits():

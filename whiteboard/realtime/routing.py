@@ -1,7 +1,9 @@
+"""The WebSocket URLs: one board endpoint, everything else refused."""
+
 from channels.security.websocket import WebsocketDenier
 from django.urls import re_path
 
-from .consumers import BoardConsumer
+from .consumer import BoardConsumer
 
 websocket_urlpatterns = [
     re_path(r"^ws/boards/(?P<slug>[a-z0-9-]{1,64})/\Z", BoardConsumer.as_asgi()),

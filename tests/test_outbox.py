@@ -1,0 +1,243 @@
+"""What one connection is sent: ops in seq order, bounded bytes, cursors merged.
+
+realtime/outbox.py is pure asyncio, so each rule is tested without sockets.
+"""
+
+import asyncio
+import json
+
+from whiteboard.protocol.frames import OpsFrame
+from whiteboard.realtime.outbox import Coalescer, Outbox, OutboxBounds, SeqOrder
+
+
+def batch(first, last):
+    ops = [
+        {"op": "delete", "seq": seq, "ids": [f"e{seq}"]}
+        for seq in range(first, last + 1)
+    ]
+    return OpsFrame(first, last, json.dumps({"type": "ops", "ops": ops}))
+
+
+def seqs(sent):
+    return [op["seq"] for frame in sent for op in json.loads(frame.text)["ops"]]
+
+
+class Board:
+    """The room's side: what was forwarded, and a log to fetch gaps from."""
+
+    def __init__(self):
+        self.sent = []
+        self.fetched = []
+        self.changed = asyncio.Event()
+
+    def forward(self, frame):
+        self.sent.append(frame)
+        self.changed.set()
+
+    async def until_sent(self, count):
+        async with asyncio.timeout(2):
+            while len(self.sent) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def fetch(self, after, upto):
+        self.fetched.append((after, upto))
+        return [batch(after + 1, upto)] if upto > after else []
+
+
+def order(board, start=0, **options):
+    ordered = SeqOrder(board.forward, board.fetch, **options)
+    ordered.start(start)
+    return ordered
+
+
+async def test_batches_in_order_are_forwarded_as_they_come():
+    board = Board()
+    ops = order(board)
+    ops.offer(batch(1, 3))
+    ops.offer(batch(4, 4))
+    assert seqs(board.sent) == [1, 2, 3, 4]
+    ops.close()
+
+
+async def test_an_early_batch_waits_for_the_one_before_it():
+    board = Board()
+    ops = order(board, gap_wait=60)
+    ops.offer(batch(4, 5))
+    assert board.sent == []
+    ops.offer(batch(1, 3))
+    assert seqs(board.sent) == [1, 2, 3, 4, 5]
+    ops.close()
+
+
+async def test_repeats_and_what_the_snapshot_held_are_dropped():
+    board = Board()
+    ops = order(board, 3)
+    ops.offer(batch(1, 3))
+    ops.offer(batch(2, 5))
+    ops.offer(batch(4, 5))
+    assert seqs(board.sent) == [4, 5]
+    ops.close()
+
+
+async def test_frames_before_the_first_state_wait_for_its_seq():
+    board = Board()
+    ops = SeqOrder(board.forward, board.fetch, gap_wait=60)
+    ops.offer(batch(1, 2))
+    ops.offer(batch(3, 4))
+    assert board.sent == []
+    ops.start(2)
+    assert seqs(board.sent) == [3, 4]
+    ops.close()
+
+
+async def test_a_missing_batch_is_fetched_when_it_does_not_arrive():
+    board = Board()
+    ops = order(board, gap_wait=0.01)
+    ops.offer(batch(3, 4))
+    await board.until_sent(2)
+    assert board.fetched == [(0, 2)]
+    assert seqs(board.sent) == [1, 2, 3, 4]
+    ops.close()
+
+
+async def test_seqs_no_event_brought_are_fetched_when_the_database_is_ahead():
+    board = Board()
+    ops = order(board, 2)
+    ops.behind(5)
+    await board.until_sent(1)
+    assert board.fetched == [(2, 5)]
+    assert seqs(board.sent) == [3, 4, 5]
+    ops.close()
+
+
+async def test_early_frames_past_their_bound_are_dropped_and_fetched_again():
+    board = Board()
+    ops = order(board, gap_wait=0.01, max_early=1)
+    ops.offer(batch(3, 3))  # too big to hold: dropped, the log has it
+    ops.behind(3)
+    await board.until_sent(1)
+    assert seqs(board.sent) == [1, 2, 3]
+    ops.close()
+
+
+class Socket:
+    """A server socket whose buffer fills until the reader reads."""
+
+    def __init__(self):
+        self.buffer = 0
+        self.texts = []
+        self.reading = False
+
+    async def write(self, text):
+        self.texts.append(text)
+        if not self.reading:
+            self.buffer += len(text)
+
+    def buffered(self):
+        return self.buffer
+
+
+def outbox(socket, overflows, **bounds):
+    limits = OutboxBounds(**{"max_bytes": 1000, "high_water": 100, **bounds})
+    return Outbox(socket.write, socket.buffered, limits, overflows.append)
+
+
+async def test_frames_are_handed_over_only_while_the_socket_drains():
+    socket, overflows = Socket(), []
+    box = outbox(socket, overflows)
+    for n in range(5):
+        box.push("x" * 60 + str(n))
+    await asyncio.sleep(0)
+    assert len(socket.texts) == 2  # then the server's buffer is over 100 bytes
+    assert box.pending() == 5 * 61
+    socket.buffer, socket.reading = 0, True  # the client reads everything
+    await box.flush(1)
+    assert [text[-1] for text in socket.texts] == list("01234")
+    assert overflows == []
+
+
+async def test_more_than_the_bound_waiting_breaks_the_connection_once():
+    socket, overflows = Socket(), []
+    box = outbox(socket, overflows)
+    for _ in range(30):
+        box.push("x" * 50)
+    assert len(overflows) == 1
+    assert box.pending() == socket.buffer  # what was queued here is dropped
+    box.push("more")
+    assert box.queued == 0
+
+
+async def test_cursors_are_dropped_while_the_socket_lags():
+    socket, overflows = Socket(), []
+    box = outbox(socket, overflows, volatile_lag=10)
+    assert box.push_volatile("cursor-1")
+    await box.flush(1)
+    socket.buffer = 50
+    assert not box.push_volatile("cursor-2")
+    assert socket.texts == ["cursor-1"]
+
+
+async def test_a_socket_that_reads_nothing_is_cut_off_after_the_stall_time():
+    socket, overflows = Socket(), []
+    box = outbox(socket, overflows, stall_seconds=0.05)
+    box.push("x" * 200)
+    await box.flush(1)
+    box.check_progress()
+    assert overflows == []
+    await asyncio.sleep(0.06)
+    box.push("pong")  # what the client sends does not count as progress
+    box.check_progress()
+    assert len(overflows) == 1
+
+
+async def test_a_slow_reader_that_keeps_reading_stays():
+    socket, overflows = Socket(), []
+    box = outbox(socket, overflows, stall_seconds=0.05)
+    box.push("x" * 200)
+    await box.flush(1)
+    for _ in range(4):
+        await asyncio.sleep(0.03)
+        socket.buffer -= 40  # a little is read each time
+        box.check_progress()
+    assert overflows == []
+
+
+async def test_the_first_item_goes_out_at_once_and_later_ones_are_merged():
+    flushed = []
+    arrived = asyncio.Event()
+
+    async def flush(items):
+        flushed.append(dict(items))
+        arrived.set()
+
+    coalescer = Coalescer(0.05, flush)
+    coalescer.add("a", 1)
+    await asyncio.wait_for(arrived.wait(), 1)
+    arrived.clear()
+    coalescer.add("a", 2)
+    coalescer.add("b", 1)
+    coalescer.add("a", 3)
+    await asyncio.wait_for(arrived.wait(), 1)
+    assert flushed == [{"a": 1}, {"a": 3, "b": 1}]
+    coalescer.close()
+
+
+async def test_flushes_are_at_least_the_interval_apart():
+    loop = asyncio.get_running_loop()
+    stamps = []
+    flushed = asyncio.Event()
+
+    async def flush(items):
+        stamps.append(loop.time())
+        flushed.set()
+
+    coalescer = Coalescer(0.05, flush)
+    for n in range(3):
+        flushed.clear()
+        coalescer.add("a", n)
+        await asyncio.wait_for(flushed.wait(), 1)
+    gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
+    # The timer guarantees the spacing; this is behaviour, not speed.
+    assert all(gap >= 0.049 for gap in gaps), gaps
+    coalescer.close()

@@ -1,0 +1,338 @@
+"""What one connection is sent, and in which order: pure asyncio, no Django.
+
+`Outbox` is a connection's bounded send queue: frames are handed to the server
+in order, never faster than the socket drains, and a client that does not read
+is cut off (4413) instead of pinning memory. `SeqOrder` puts one board's
+committed `ops` frames in seq order for every connection of a process, filling
+gaps from the database. `Coalescer` keeps the latest volatile item per key and
+flushes at most once per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from whiteboard.protocol import frames
+from whiteboard.protocol.frames import OpsFrame, size
+
+logger = logging.getLogger(__name__)
+
+# How often a connection that is over its high-water mark looks for drained bytes.
+DRAIN_POLL = 0.02
+
+
+@dataclass(frozen=True)
+class OutboxBounds:
+    """The bounds of one connection's outgoing bytes (see docs/deploy.md)."""
+
+    # Queued here plus buffered by the server, past which the connection ends.
+    max_bytes: int = 4 * 1024 * 1024
+    # Frames wait here while the server's buffer for the socket holds more.
+    high_water: int = 512 * 1024
+    # Cursors and drafts are dropped while more than this is waiting.
+    volatile_lag: int = 64 * 1024
+    # No byte written to the socket for this long while some wait: 4413.
+    stall_seconds: float = 10.0
+
+
+Write = Callable[[str], Awaitable[None]]
+Buffered = Callable[[], int]
+
+
+class Outbox:
+    """The frames waiting for one socket, bounded in bytes and in time.
+
+    `buffered()` reports the bytes the server (daphne's transport) holds for
+    the socket but has not written to it yet; frames are handed over only
+    while that is under the high-water mark, so what waits is counted here.
+    `overflow(reason)` is called once when the bounds are broken.
+    """
+
+    def __init__(
+        self,
+        write: Write,
+        buffered: Buffered,
+        bounds: OutboxBounds,
+        overflow: Callable[[str], None],
+    ) -> None:
+        self.write = write
+        self.buffered = buffered
+        self.bounds = bounds
+        self.overflow = overflow
+        self.queue: deque[str] = deque()
+        self.queued = 0
+        self.writer: asyncio.Task[None] | None = None
+        self.closed = False
+        self.broken = False
+        self.handed = 0  # bytes given to the server so far
+        self.written_mark = 0  # most bytes known written to the socket
+        self.progress_at = asyncio.get_running_loop().time()
+
+    # -- putting frames in -----------------------------------------------------
+
+    def push(self, text: str) -> None:
+        """Queue a frame that must arrive (ops, answers, presence)."""
+        if self.closed:
+            return
+        self.queue.append(text)
+        self.queued += size(text)
+        if self.pending() > self.bounds.max_bytes:
+            self.break_bounds(f"more than {self.bounds.max_bytes} bytes waiting")
+            return
+        if self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self.drain())
+
+    def push_volatile(self, text: str) -> bool:
+        """Queue a cursor or draft frame unless the socket lags; False if dropped."""
+        if self.closed or self.pending() > self.bounds.volatile_lag:
+            return False
+        self.push(text)
+        return True
+
+    def pending(self) -> int:
+        """Bytes not yet written to the socket: queued here or in the server."""
+        return self.queued + self.buffered()
+
+    def lagging(self) -> bool:
+        return self.pending() > self.bounds.high_water
+
+    # -- handing frames to the server ----------------------------------------
+
+    async def drain(self) -> None:
+        try:
+            while self.queue and not self.closed:
+                if self.buffered() > self.bounds.high_water:
+                    await self.wait(self.buffered)
+                    continue
+                text = self.queue.popleft()
+                cost = size(text)
+                self.queued -= cost
+                self.handed += cost
+                await self.write(text)
+        finally:
+            self.writer = None
+
+    async def wait_for_room(self) -> None:
+        """Wait until less than the high-water mark waits for this socket.
+
+        A large snapshot is produced frame by frame this way, as the socket
+        drains, instead of being queued whole.
+        """
+        await self.wait(self.pending)
+
+    async def wait(self, measure: Buffered) -> None:
+        while not self.closed and measure() > self.bounds.high_water:
+            self.check_progress()
+            await asyncio.sleep(DRAIN_POLL)
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) until every queued frame is handed to the server."""
+        writer = self.writer
+        if writer is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), timeout)
+
+    # -- the bounds -------------------------------------------------------------
+
+    def check_progress(self) -> None:
+        """Cut off a socket that has written nothing for `stall_seconds` while
+        bytes wait for it; pings it sends meanwhile do not keep it open."""
+        now = asyncio.get_running_loop().time()
+        written = self.handed - self.buffered()
+        if written > self.written_mark or self.pending() == 0:
+            self.written_mark = max(written, self.written_mark)
+            self.progress_at = now
+        elif now - self.progress_at > self.bounds.stall_seconds:
+            self.break_bounds(f"nothing read for {self.bounds.stall_seconds:g} s")
+
+    def break_bounds(self, reason: str) -> None:
+        if not self.broken:
+            self.broken = True
+            self.close()
+            self.overflow(reason)
+
+    def close(self) -> None:
+        """Send nothing more; what is queued is dropped."""
+        self.closed = True
+        self.queue.clear()
+        self.queued = 0
+
+
+Fetch = Callable[[int, int], Awaitable[list[OpsFrame]]]
+Forward = Callable[[OpsFrame], None]
+
+
+class SeqOrder:
+    """One board's `ops` frames, forwarded strictly in seq order: no gap, no repeat.
+
+    Frames come from this process's commits and, through the channel layer,
+    from other processes, in any order; one that arrives early is held back,
+    and seqs still missing after `gap_wait` seconds (a lost event, a channel
+    layer outage) are read from the database with `fetch(after, upto)`. Early
+    frames are bounded: past `max_early` bytes they are dropped, since the
+    database can give them again.
+    """
+
+    def __init__(
+        self,
+        forward: Forward,
+        fetch: Fetch,
+        *,
+        gap_wait: float = 0.5,
+        max_early: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.forward = forward
+        self.fetch = fetch
+        self.gap_wait = gap_wait
+        self.max_early = max_early
+        self.delivered: int | None = None
+        self.early: dict[int, OpsFrame] = {}
+        self.early_bytes = 0
+        self.filling: asyncio.Task[None] | None = None
+        self.wanted = 0  # the highest seq known committed
+
+    def start(self, seq: int) -> None:
+        """Seqs up to `seq` are in the state the first connection was sent."""
+        if self.delivered is None:
+            self.delivered = seq
+            self.wanted = max(self.wanted, seq)
+            self.release()
+
+    def offer(self, frame: OpsFrame) -> None:
+        self.wanted = max(self.wanted, frame.last)
+        if self.delivered is not None and frame.last <= self.delivered:
+            return
+        if frame.first not in self.early:
+            self.early_bytes += size(frame.text)
+        self.early[frame.first] = frame
+        if self.early_bytes > self.max_early:
+            self.early.clear()
+            self.early_bytes = 0
+        self.release()
+
+    def behind(self, seq: int) -> None:
+        """The database says the board is at `seq`: fetch what did not arrive."""
+        self.wanted = max(self.wanted, seq)
+        if self.delivered is not None and seq > self.delivered:
+            self.fill_soon(0)
+
+    def release(self) -> None:
+        if self.delivered is None:
+            return
+        while self.early:
+            first = min(self.early)
+            frame = self.early[first]
+            if frame.last <= self.delivered:
+                self.drop(first)
+            elif first <= self.delivered + 1:
+                self.drop(first)
+                self.send(frame)
+            else:
+                self.fill_soon(self.gap_wait)
+                return
+
+    def drop(self, first: int) -> None:
+        self.early_bytes -= size(self.early.pop(first).text)
+
+    def send(self, frame: OpsFrame) -> None:
+        assert self.delivered is not None
+        if frame.first <= self.delivered:
+            frame = trimmed(frame, self.delivered)
+        self.delivered = frame.last
+        self.forward(frame)
+
+    def fill_soon(self, delay: float) -> None:
+        if self.filling is None or self.filling.done():
+            loop = asyncio.get_running_loop()
+            self.filling = loop.create_task(self.fill(delay))
+
+    async def fill(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        while self.delivered is not None:
+            upto = min(self.early) - 1 if self.early else self.wanted
+            if upto <= self.delivered:
+                return
+            try:
+                found = await self.fetch(self.delivered, upto)
+            except Exception:
+                logger.warning("Reading missed ops failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            before = self.delivered
+            for frame in found:
+                if frame.last > self.delivered:
+                    self.send(frame)
+            if self.delivered == before:
+                # The log has nothing for the gap, which only a damaged or
+                # restored database explains; never stall the board on it.
+                logger.error("seqs %d..%d missing from the log", before + 1, upto)
+                self.delivered = upto
+            self.release()
+
+    def close(self) -> None:
+        if self.filling is not None:
+            self.filling.cancel()
+        self.early.clear()
+
+
+def trimmed(frame: OpsFrame, delivered: int) -> OpsFrame:
+    """The part of a frame after seq `delivered`."""
+    ops = [op for op in json.loads(frame.text)["ops"] if op["seq"] > delivered]
+    return OpsFrame(delivered + 1, frame.last, frames.ops_of(ops))
+
+
+class Coalescer:
+    """Keeps the latest item per key and flushes at most once per `interval`.
+
+    The first item after a quiet spell goes out at once; later ones wait for the
+    interval to pass, and only the latest per key is sent.
+    """
+
+    def __init__(
+        self, interval: float, flush: Callable[[dict], Awaitable[None]]
+    ) -> None:
+        self.interval = interval
+        self.flush = flush
+        self.items: dict = {}
+        self.timer: asyncio.TimerHandle | None = None
+        self.sent_at = float("-inf")
+        self.closed = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, key: object, item: object) -> None:
+        self.items[key] = item
+        if self.timer is not None or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.sent_at + self.interval - loop.time())
+        self.timer = loop.call_later(delay, self.start_flush)
+
+    def discard(self, key: object) -> None:
+        self.items.pop(key, None)
+
+    def discard_all(self, keys: Iterable[object]) -> None:
+        for key in keys:
+            self.items.pop(key, None)
+
+    def start_flush(self) -> None:
+        self.timer = None
+        task = asyncio.get_running_loop().create_task(self.run_flush())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def run_flush(self) -> None:
+        items, self.items = self.items, {}
+        if items and not self.closed:
+            self.sent_at = asyncio.get_running_loop().time()
+            await self.flush(items)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()

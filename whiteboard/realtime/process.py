@@ -1,0 +1,428 @@
+"""The realtime side of one server process: its rooms, its channel, its upkeep.
+
+A process has one channel-layer channel and one receive loop: the channel
+joins the group of every board (and every account) with a local connection,
+and each event is handed to its room. Every database call of the realtime
+package goes through the `database_sync_to_async` wrappers at the top.
+
+Channel layer faults are survived: group membership is renewed every few
+seconds and at once after the listener recovers, and each room compares its
+seq with the database's, so an op committed while Redis was away still
+reaches every connection (outbox.SeqOrder reads it from the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import weakref
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from whiteboard import broadcast, selectors, services
+from whiteboard.changes import OpRequest
+from whiteboard.protocol import Limits
+from whiteboard.protocol.frames import OpsFrame
+
+from .room import Connection, Event, Room, failed
+
+if TYPE_CHECKING:
+    from .session import Session
+
+logger = logging.getLogger(__name__)
+
+admit = database_sync_to_async(services.board_admit)
+join = database_sync_to_async(services.board_join)
+leave = database_sync_to_async(services.presence_leave)
+recheck = database_sync_to_async(services.connection_recheck)
+touch = database_sync_to_async(services.presence_touch)
+commit_boards = database_sync_to_async(services.ops_commit_boards)
+ops_between = database_sync_to_async(selectors.ops_gap)
+board_seqs = database_sync_to_async(selectors.board_seqs)
+
+CLOSE_WAIT = 5.0
+TICK = 1.0
+
+
+def channel_layer() -> Any:
+    return get_channel_layer()
+
+
+class GroupCommitter:
+    """Collects (board, requests) batches and commits them in one transaction.
+
+    Batches that rooms hand in while a transaction is running wait for the
+    next one, which commits them all (see services.ops_commit_boards).
+    """
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[int, list[OpRequest], Limits, asyncio.Future]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def commit(
+        self, board_id: int, requests: list[OpRequest], limits: Limits
+    ) -> services.CommitResult:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self.waiting.append((board_id, requests, limits, future))
+        if self.task is None:
+            self.task = loop.create_task(self.run())
+        return await future
+
+    async def run(self) -> None:
+        try:
+            while self.waiting:
+                group, self.waiting = self.waiting, []
+                try:
+                    results = await commit_boards(batches=[g[:3] for g in group])
+                except Exception as exc:  # the whole transaction failed
+                    results = [exc] * len(group)
+                for (*_, future), result in zip(group, results, strict=True):
+                    settle(future, result)
+        finally:
+            self.task = None
+
+
+def settle(future: asyncio.Future, result: object) -> None:
+    if future.done():  # the waiting room was cancelled
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+class Process:
+    """The rooms of one event loop (one server process) and their upkeep."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[int, Room] = {}
+        self.by_slug: dict[str, Room] = {}
+        self.users: defaultdict[int, set[Session]] = defaultdict(set)
+        self.addresses: Counter[str] = Counter()
+        self.server = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.channel: str | None = None
+        self.listening: asyncio.Task[None] | None = None
+        self.listener: asyncio.Task[None] | None = None
+        self.groups: set[str] = set()
+        self.group_tasks: dict[str, asyncio.Task[None]] = {}
+        self.upkeep: asyncio.Task[None] | None = None
+        self.committer = GroupCommitter()
+        self.heartbeat = 20.0
+
+    # -- rooms ----------------------------------------------------------------
+
+    def room(self, board_id: int, slug: str, limits: Limits) -> Room:
+        room = self.rooms.get(board_id)
+        if room is None:
+            room = self.rooms[board_id] = Room(self, board_id, slug, limits)
+            self.by_slug[slug] = room
+        if self.upkeep is None:
+            self.heartbeat = float(limits.heartbeat_seconds)
+            self.upkeep = asyncio.get_running_loop().create_task(self.keep_up())
+        return room
+
+    def retire_if_unused(self, room: Room) -> None:
+        """Retire a room with no connections and nothing left to commit.
+
+        Nothing is cancelled: cancelling a pending channels_redis receive can
+        lose a message meant for another board; the membership is dropped.
+        """
+        if not room.unused() or self.rooms.get(room.board_id) is not room:
+            return
+        del self.rooms[room.board_id]
+        del self.by_slug[room.slug]
+        room.close()
+        self.unsubscribe(room.group)
+
+    def connections(self) -> list[Connection]:
+        return [conn for room in self.rooms.values() for conn in room.members.values()]
+
+    # -- connection caps -------------------------------------------------------
+
+    def take_address(self, keys: Iterable[str]) -> bool:
+        """Count a connection against its address and session; False if full."""
+        keys = [k for k in keys if k]
+        cap = settings.WHITEBOARD_MAX_CONNECTIONS_PER_CLIENT
+        if any(self.addresses[k] >= cap for k in keys):
+            return False
+        self.addresses.update(keys)
+        return True
+
+    def release_address(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            if key:
+                self.addresses[key] -= 1
+                if self.addresses[key] <= 0:
+                    del self.addresses[key]
+
+    # -- accounts ------------------------------------------------------------------
+
+    async def watch_user(self, user_id: int, session: Session) -> None:
+        self.users[user_id].add(session)
+        await self.subscribe(broadcast.user_group(user_id))
+
+    def unwatch_user(self, user_id: int, session: Session) -> None:
+        sessions = self.users.get(user_id)
+        if sessions is None:
+            return
+        sessions.discard(session)
+        if not sessions:
+            del self.users[user_id]
+            self.unsubscribe(broadcast.user_group(user_id))
+
+    # -- the database ----------------------------------------------------------------
+
+    async def commit(
+        self, board_id: int, requests: list[OpRequest], limits: Limits
+    ) -> services.CommitResult:
+        return await self.committer.commit(board_id, requests, limits)
+
+    async def missed_ops(self, board_id: int, after: int, upto: int) -> list[OpsFrame]:
+        return await ops_between(board_id=board_id, after=after, upto=upto)
+
+    # -- the channel layer -----------------------------------------------------------
+
+    async def subscribe(self, group: str) -> None:
+        """Put this process's channel in `group`; raises if the layer is down."""
+        if self.listening is None or failed(self.listening):
+            self.listening = asyncio.get_running_loop().create_task(self.start())
+        await asyncio.shield(self.listening)
+        self.groups.add(group)
+        await asyncio.shield(self.in_order(group, "add"))
+
+    def unsubscribe(self, group: str) -> None:
+        self.groups.discard(group)
+        if self.channel is not None:
+            task = self.in_order(group, "discard")
+            task.add_done_callback(log_failure(f"Leaving group {group}"))
+
+    async def start(self) -> None:
+        layer = channel_layer()
+        self.channel = await layer.new_channel()
+        self.listener = asyncio.get_running_loop().create_task(self.listen(layer))
+
+    def in_order(self, group: str, action: str) -> asyncio.Task[None]:
+        """Run a membership change after the previous one for the same group."""
+        previous = self.group_tasks.get(group)
+        task = asyncio.get_running_loop().create_task(
+            self.change_group(previous, group, action)
+        )
+        self.group_tasks[group] = task
+        task.add_done_callback(lambda done: self.settled(group, done))
+        return task
+
+    async def change_group(
+        self, previous: asyncio.Task[None] | None, group: str, action: str
+    ) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        layer = channel_layer()
+        if action == "add":
+            await layer.group_add(group, self.channel)
+        else:
+            await layer.group_discard(group, self.channel)
+
+    def settled(self, group: str, task: asyncio.Task[None]) -> None:
+        if self.group_tasks.get(group) is task:
+            del self.group_tasks[group]
+
+    async def publish(self, group: str, event: Event) -> bool:
+        """Send an event to a group; False (logged) if the channel layer failed.
+
+        Every event names the process it comes from: the listener skips its
+        own, which local connections were given directly.
+        """
+        try:
+            await channel_layer().group_send(group, {**event, "origin": self.server})
+        except Exception as exc:
+            logger.warning("Channel layer: sending to %s failed: %s", group, exc)
+            return False
+        return True
+
+    async def listen(self, layer: Any) -> None:
+        """Receive every event once and hand it to its room or account."""
+        failed = False
+        while True:
+            try:
+                event = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("Channel layer: receiving failed: %s", exc)
+                failed = True
+                await asyncio.sleep(0.5)
+                continue
+            if failed:
+                failed = False
+                asyncio.get_running_loop().create_task(self.recover())
+            self.route(event)
+
+    def route(self, event: Event) -> None:
+        kind = event.get("type")
+        if event.get("origin") == self.server:
+            return
+        if kind == broadcast.USER_ENDED:
+            for session in list(self.users.get(event.get("user"), ())):
+                session.on_event(event)
+            return
+        room = self.by_slug.get(event.get("board"))
+        if room is None:
+            return
+        if kind == broadcast.OPS:
+            room.on_ops_event(event)
+        elif kind in broadcast.HANDLERS:
+            room.dispatch(event)
+        else:
+            logger.warning("Ignored unknown event %r", kind)
+
+    # -- upkeep ------------------------------------------------------------------------
+
+    async def keep_up(self) -> None:
+        """Every second: each connection's heartbeat and outbox; every few
+        seconds: group membership and the rooms' seqs; every heartbeat: presence."""
+        loop = asyncio.get_running_loop()
+        due = {"groups": 0.0, "seqs": 0.0, "presence": loop.time() + self.heartbeat}
+        while True:
+            await asyncio.sleep(TICK)
+            now = loop.time()
+            for conn in self.connections():
+                conn.tick(now)
+            await self.when_due(due, "groups", now, self.renew_groups)
+            await self.when_due(due, "seqs", now, self.check_seqs)
+            await self.when_due(due, "presence", now, self.touch_presence)
+
+    async def when_due(
+        self, due: dict[str, float], what: str, now: float, job: Callable[[], Awaitable]
+    ) -> None:
+        if now < due[what]:
+            return
+        due[what] = now + self.period(what)
+        try:
+            await job()
+        except Exception as exc:
+            logger.warning("Upkeep (%s) failed: %s", what, exc)
+
+    def period(self, what: str) -> float:
+        if what == "presence":
+            return self.heartbeat
+        if what == "groups":
+            return settings.WHITEBOARD_GROUP_REFRESH_SECONDS
+        return settings.WHITEBOARD_SEQ_CHECK_SECONDS
+
+    async def renew_groups(self) -> None:
+        """Channel layers forget members (group_expiry, or a Redis restart)."""
+        if self.channel is None:
+            return
+        for group in list(self.groups):
+            await self.in_order(group, "add")
+
+    async def check_seqs(self) -> None:
+        """Rooms behind the database fetch what no event brought them."""
+        if not self.rooms:
+            return
+        seqs = await board_seqs(board_ids=list(self.rooms))
+        for board_id, seq in seqs.items():
+            room = self.rooms.get(board_id)
+            if room is not None:
+                room.order.behind(seq)
+
+    async def recover(self) -> None:
+        """The channel layer answers again: rejoin every group, catch up."""
+        logger.info("Channel layer: receiving again; renewing group membership")
+        try:
+            await self.renew_groups()
+            await self.check_seqs()
+        except Exception as exc:
+            logger.warning("Channel layer: recovery failed: %s", exc)
+
+    async def touch_presence(self) -> None:
+        sids = [sid for room in self.rooms.values() for sid in room.members]
+        await touch(server=self.server, sids=sids)
+
+    # -- stopping --------------------------------------------------------------------
+
+    async def shut_down(self) -> None:
+        """Say bye to every connection, then stop this process's tasks."""
+        conns = self.connections()
+        logger.info("Closing %d connections before the server stops", len(conns))
+        await asyncio.gather(*(c.shut_down() for c in conns), return_exceptions=True)
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every task of this process; the event loop may end after this.
+
+        A task left pending would be finalised with the interpreter, or, in the
+        tests, hold the channel layer's locks bound to a loop that is gone.
+        """
+        for room in self.rooms.values():
+            room.close()
+        await settle_tasks("group changes", list(self.group_tasks.values()))
+        tasks = [t for t in (self.listening, self.listener, self.upkeep) if t]
+        for task in tasks:
+            task.cancel()
+        await settle_tasks("receiving", tasks)
+        await finish_layer_cleanup()
+        self.listening = self.listener = self.upkeep = None
+        self.channel = None
+
+
+async def finish_layer_cleanup() -> None:
+    """Let channels_redis finish the cleanup of the messages it handed over.
+
+    Each receive leaves a task that removes the message from Redis' backup
+    queue and only then releases the channel's receive lock. If the event loop
+    ended first, the message would come again after a restart, and in the
+    tests, where every test has a loop of its own, the lock stayed held by a
+    dead loop: every later receive failed ("bound to a different event loop").
+    """
+    wait_received = getattr(channel_layer(), "wait_received", None)
+    if wait_received is None:
+        return
+    try:
+        await asyncio.wait_for(wait_received(), CLOSE_WAIT)
+    except TimeoutError:
+        logger.warning("Redis cleanup after receiving did not finish in time")
+
+
+async def settle_tasks(what: str, tasks: list[asyncio.Task[None]]) -> None:
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+    if pending:
+        logger.warning("%s did not finish within %s s", what.capitalize(), CLOSE_WAIT)
+
+
+def log_failure(what: str) -> Callable[[asyncio.Task[None]], None]:
+    def check(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("%s failed: %s", what, task.exception())
+
+    return check
+
+
+_processes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Process] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def current() -> Process:
+    """The process state of the running event loop (tests run one loop per test)."""
+    loop = asyncio.get_running_loop()
+    found = _processes.get(loop)
+    if found is None:
+        found = _processes[loop] = Process()
+    return found
+
+
+async def shut_down() -> None:
+    """The server is stopping (config/daphne_compat.py calls this)."""
+    await current().shut_down()

@@ -1,0 +1,636 @@
+"""One connection's life: admitted, sent the board, live, ended.
+
+A `Session` holds everything one socket needs: its state, its bounds (the
+outbox, the token buckets, the refusal count, the pending ops), its heartbeat,
+and ONE exit, `end(code, frame=None)`, that every way out goes through:
+refusals, oversize frames, idle and slow clients, lost access, server errors,
+a stopping server, and the client's own close. `end` leaves the room and the
+presence list exactly once and always closes the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Coroutine
+from types import SimpleNamespace
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from whiteboard import broadcast, ratelimit, services
+from whiteboard.changes import OpRequest, Outcome
+from whiteboard.identity import Author, new_sid
+from whiteboard.protocol import frames, messages, parse_envelope, validate
+from whiteboard.protocol.frames import OpsFrame, size
+from whiteboard.protocol.messages import (
+    CLOSE_IDLE,
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_RESTART,
+    CLOSE_SLOW_READER,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
+    BoardNotFound,
+    Envelope,
+    LoginRequired,
+    ProtocolError,
+    Refusal,
+)
+
+from . import process
+from .outbox import Coalescer, Outbox, OutboxBounds, trimmed
+from .room import Event, Room
+
+logger = logging.getLogger(__name__)
+
+REFUSALS_ALLOWED = 100
+REFUSAL_WINDOW = 60.0
+CURSOR_INTERVAL = 0.05
+SHUTDOWN_DRAIN = 3.0
+SHUTDOWN_CLOSE_WAIT = 2.0
+# How long an ending connection waits for its last frames to be handed over.
+FLUSH_WAIT = 1.0
+SEND_BUFFER_EXTENSION = "whiteboard.send_buffer"
+
+
+class State(enum.Enum):
+    ADMITTING = "admitting"  # access not decided yet; nothing sent
+    SYNCING = "syncing"  # welcome and board state being sent; live frames held
+    OPEN = "open"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+LIVE = frozenset({State.SYNCING, State.OPEN})
+
+
+class Transport(Protocol):
+    """The socket, as the consumer offers it."""
+
+    async def accept(self) -> None: ...
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close_socket(self, code: int) -> None: ...
+
+
+class SendBuffer(Protocol):
+    """Bytes the ASGI server holds for the socket (config/daphne_compat.py)."""
+
+    def pending(self) -> int: ...
+
+
+class TokenBucket:
+    """`rate` tokens per second, holding at most `rate`."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.tokens = float(rate)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def give_back(self) -> None:
+        self.tokens = min(self.rate, self.tokens + 1)
+
+
+def outbox_bounds() -> OutboxBounds:
+    return OutboxBounds(
+        max_bytes=settings.WHITEBOARD_SEND_BUFFER_BYTES,
+        high_water=min(512 * 1024, settings.WHITEBOARD_SEND_BUFFER_BYTES // 2),
+        stall_seconds=settings.WHITEBOARD_SEND_STALL_SECONDS,
+    )
+
+
+def since_from(scope: dict) -> int | None:
+    """The `since` query value, or None when it is absent or not a valid seq."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("since")
+    if values and values[-1].isdigit() and values[-1].isascii():
+        return int(values[-1])
+    return None
+
+
+def client_keys(scope: dict) -> tuple[str, ...]:
+    """What a connection is counted against: its address and its session."""
+    headers = dict(scope.get("headers") or ())
+    meta = {
+        "REMOTE_ADDR": (scope.get("client") or ("",))[0] or "",
+        "HTTP_X_FORWARDED_FOR": headers.get(b"x-forwarded-for", b"").decode("latin-1"),
+    }
+    keys = [f"ip:{ratelimit.client_ip(SimpleNamespace(META=meta))}"]
+    session_key = getattr(scope.get("session"), "session_key", None)
+    if session_key:
+        keys.append(f"session:{hashlib.sha256(session_key.encode()).hexdigest()[:32]}")
+    return tuple(keys)
+
+
+class Session:
+    """One WebSocket on one board, from the handshake to the close."""
+
+    def __init__(self, transport: Transport, scope: dict) -> None:
+        self.transport = transport
+        self.scope = scope
+        self.state = State.ADMITTING
+        self.accepted = False
+        self.gone = asyncio.Event()
+        self.sid = new_sid()
+        self.slug: str = scope["url_route"]["kwargs"]["slug"]
+        self.limits = services.current_limits()
+        self.process = process.current()
+        self.room: Room | None = None
+        self.user_id: int | None = None
+        self.author: Author | None = None
+        self.role = "viewer"
+        self.keys: tuple = ()
+        self.title = ""
+        self.locked = False
+        self.shown: tuple = ()
+        self.client_keys: tuple[str, ...] = ()
+        probe: SendBuffer | None = scope.get("extensions", {}).get(
+            SEND_BUFFER_EXTENSION
+        )
+        self.outbox = Outbox(
+            transport.send_text,
+            probe.pending if probe is not None else lambda: 0,
+            outbox_bounds(),
+            self.overflowed,
+        )
+        self.delivered = 0
+        self.held: list[OpsFrame | Event] = []
+        self.held_bytes = 0
+        self.peers: set[str] = set()
+        self.pending: dict[str, bool] = {}  # cid -> a resend is to be answered
+        self.bucket = TokenBucket(self.limits.ops_per_second)
+        self.drafts = TokenBucket(settings.WHITEBOARD_DRAFTS_PER_SECOND)
+        self.refusals: deque[float] = deque(maxlen=REFUSALS_ALLOWED + 1)
+        self.last_frame = asyncio.get_running_loop().time()
+        self.cursors_out = Coalescer(CURSOR_INTERVAL, self.send_cursors)
+        self.rechecking = asyncio.Lock()
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.sid} on {self.slug} {self.state.value}>"
+
+    # == opening
+
+    async def start(self) -> None:
+        """Admit, join, send the board, go live; any refusal ends the session."""
+        keys = client_keys(self.scope)
+        if not self.process.take_address(keys):
+            await self.refuse_connection(messages.TooManyConnections())
+            return
+        self.client_keys = keys
+        try:
+            admission = await process.admit(
+                slug=self.slug,
+                user=self.scope.get("user"),
+                session=self.scope.get("session"),
+                sid=self.sid,
+            )
+        except Refusal as refusal:
+            await self.refuse_connection(refusal)
+            return
+        await self.transport.accept()
+        self.accepted = True
+        self.take_admission(admission)
+        if await self.join_room(admission.board.pk):
+            await self.send_state(admission)
+
+    def take_admission(self, admission: services.Admission) -> None:
+        self.author = admission.author
+        self.user_id = admission.author.user_id
+        self.role = admission.role
+        self.keys = admission.keys
+
+    async def refuse_connection(self, refusal: ProtocolError) -> None:
+        await self.end(refusal.close_code, frames.error(refusal))
+
+    async def join_room(self, board_id: int) -> bool:
+        """Subscribe before reading the state, so that no op falls between."""
+        self.room = self.process.room(board_id, self.slug, self.limits)
+        self.room.join(self)
+        self.state = State.SYNCING
+        try:
+            await self.room.subscribe()
+            if self.user_id is not None:
+                await self.process.watch_user(self.user_id, self)
+        except Exception as exc:
+            logger.warning("Board %s: channel layer unavailable: %s", self.slug, exc)
+            await self.end(CLOSE_TRY_AGAIN)
+            return False
+        return True
+
+    async def send_state(self, admission: services.Admission) -> None:
+        assert self.room is not None
+        joined = await process.join(
+            admission=admission,
+            channel_name=self.process.channel,
+            server=self.process.server,
+            since=since_from(self.scope),
+            limits=self.limits,
+            max_replay=settings.WHITEBOARD_MAX_REPLAY,
+        )
+        welcome = joined.welcome
+        self.delivered = welcome["seq"]
+        self.room.synced(self.delivered)
+        self.title, self.locked = welcome["board"]["title"], welcome["board"]["locked"]
+        self.shown = (self.title, self.locked, self.role)
+        self.peers = {user["sid"] for user in welcome["users"]}
+        self.outbox.push(frames.encode(welcome))
+        for text in joined.frames:
+            await self.outbox.wait_for_room()
+            self.outbox.push(text)
+        await self.go_live(welcome["you"])
+
+    async def go_live(self, you: dict) -> None:
+        """Pass on what arrived while the state was sent, then announce us."""
+        if self.state is not State.SYNCING:
+            return
+        self.state = State.OPEN
+        held, self.held, self.held_bytes = self.held, [], 0
+        for item in held:
+            if isinstance(item, OpsFrame):
+                self.send_ops(item)
+            else:
+                self.on_event(item)
+        assert self.room is not None
+        await self.room.announce({"type": broadcast.JOINED, "user": you}, sid=self.sid)
+
+    # == client frames
+
+    async def receive(self, text: str | None, data: bytes | None) -> None:
+        if self.state not in LIVE:
+            return
+        self.last_frame = asyncio.get_running_loop().time()
+        if self.too_big(text, data):
+            await self.end(CLOSE_TOO_BIG)
+            return
+        try:
+            if text is None:
+                raise messages.BadMessage(
+                    "Binary frames are not accepted: send JSON text."
+                )
+            envelope = parse_envelope(text)
+            self.handlers[envelope.type](self, envelope)
+        except ProtocolError as error:
+            self.refuse(error)
+
+    def too_big(self, text: str | None, data: bytes | None) -> bool:
+        limit = self.limits.max_frame_bytes
+        if text is None:
+            return len(data or b"") > limit
+        # Cheap bounds first: a character takes 1 to 4 bytes in UTF-8.
+        return len(text) > limit or (len(text) * 4 > limit and size(text) > limit)
+
+    def handle_op(self, envelope: Envelope) -> None:
+        assert self.room is not None and self.author is not None
+        cid = envelope.cid
+        assert cid is not None
+        seq = self.room.committed_seq(cid)
+        if seq is not None:  # a resend: answered before, and free of the rate
+            self.outbox.push(frames.ack(cid, seq))
+            return
+        if cid in self.pending:  # answered once when it commits; copies dropped
+            self.pending[cid] = True
+            return
+        if len(self.pending) >= settings.WHITEBOARD_MAX_PENDING_OPS:
+            raise messages.RateLimited(
+                f"{len(self.pending)} of your ops are still being saved: wait for "
+                "them before sending more.",
+                cid,
+            )
+        free = self.room.in_flight(cid)
+        limited = not (free or self.bucket.take())
+        op, error = None, None
+        if not limited:
+            try:
+                op = validate(envelope, self.limits)
+            except ProtocolError as exc:
+                error = exc
+        request = OpRequest(
+            cid=cid,
+            kind=envelope.type,
+            author=self.author,
+            op=op,
+            error=error,
+            rate_limited=limited,
+            counted=not free,
+        )
+        self.pending[cid] = False
+        self.room.submit(request, self)
+
+    def handle_cursor(self, envelope: Envelope) -> None:
+        assert self.room is not None
+        cursor = validate(envelope, self.limits)
+        assert isinstance(cursor, messages.Cursor)
+        self.room.cursor(self.sid, cursor.x, cursor.y)
+
+    def handle_draft(self, envelope: Envelope) -> None:
+        assert self.room is not None
+        # Checked in the order ops are: permission before the fields.
+        if self.role == "viewer":
+            raise messages.Forbidden("You can view this board but not draw on it.")
+        if self.locked:
+            raise messages.Forbidden("This board is locked: nobody can draw on it.")
+        draft = validate(envelope, self.limits)
+        assert isinstance(draft, messages.Draft)
+        if self.drafts.take():  # volatile: throttled by dropping
+            self.room.draft(self.sid, draft.element)
+
+    def handle_ping(self, envelope: Envelope) -> None:
+        ping = validate(envelope, self.limits)
+        assert isinstance(ping, messages.Ping)
+        self.outbox.push(frames.pong(ping))
+
+    handlers = {
+        **dict.fromkeys(messages.OP_TYPES, handle_op),
+        messages.CURSOR: handle_cursor,
+        messages.DRAFT: handle_draft,
+        messages.PING: handle_ping,
+    }
+
+    def refuse(self, error: ProtocolError) -> None:
+        """Send an error frame; the 101st within a minute also closes with 1008."""
+        self.outbox.push(frames.error(error))
+        now = time.monotonic()
+        self.refusals.append(now)
+        if (
+            len(self.refusals) > REFUSALS_ALLOWED
+            and now - self.refusals[0] <= REFUSAL_WINDOW
+        ):
+            self.spawn(self.end(CLOSE_POLICY))
+
+    # == the room's calls (Connection) =============================================
+
+    def on_outcome(self, request: OpRequest, outcome: Outcome) -> None:
+        """After a batch: acks and errors go to the sender only."""
+        resent = self.pending.pop(request.cid, False)
+        if outcome.ack:
+            if request.counted and not request.rate_limited:
+                self.bucket.give_back()
+            self.outbox.push(frames.ack(outcome.cid, outcome.last or 0))
+        elif outcome.error is not None:
+            self.refuse(outcome.error)
+            if isinstance(outcome.error, messages.AccessChanged):
+                self.spawn(self.recheck_role())
+        elif resent and outcome.last is not None:
+            self.outbox.push(frames.ack(outcome.cid, outcome.last))
+
+    def on_ops(self, frame: OpsFrame) -> None:
+        if self.state is State.SYNCING:
+            self.hold(frame, size(frame.text))
+        elif self.state is State.OPEN:
+            self.send_ops(frame)
+
+    def send_ops(self, frame: OpsFrame) -> None:
+        if frame.last <= self.delivered:
+            return
+        if frame.first <= self.delivered:  # overlaps what was sent: drop repeats
+            frame = trimmed(frame, self.delivered)
+        self.delivered = frame.last
+        self.outbox.push(frame.text)
+
+    def hold(self, item: OpsFrame | Event, cost: int) -> None:
+        """Live traffic waits while the state is sent; bounded like the outbox."""
+        self.held.append(item)
+        self.held_bytes += cost
+        if self.held_bytes > self.outbox.bounds.max_bytes:
+            self.held.clear()
+            self.overflowed("too much arrived while the board was being sent")
+
+    def on_event(self, event: Event) -> None:
+        kind = event["type"]
+        if self.state is State.SYNCING and kind not in ENDING_EVENTS:
+            if kind != broadcast.VOLATILE:
+                self.hold(event, 256)
+        elif self.state is State.OPEN or kind in ENDING_EVENTS:
+            handler = self.event_handlers.get(kind)
+            if handler is not None:
+                handler(self, event)
+
+    def abort(self, code: int) -> None:
+        self.spawn(self.end(code))
+
+    def tick(self, now: float) -> None:
+        if self.state not in LIVE:
+            return
+        if now - self.last_frame > 3 * self.limits.heartbeat_seconds:
+            self.spawn(self.end(CLOSE_IDLE))
+            return
+        self.outbox.check_progress()
+
+    def overflowed(self, reason: str) -> None:
+        logger.info(
+            "Connection %s on %s does not read (%s): 4413", self.sid, self.slug, reason
+        )
+        self.spawn(self.end(CLOSE_SLOW_READER))
+
+    # -- events, one handler per type -----------------------------------------------
+
+    def on_joined(self, event: Event) -> None:
+        user = event["user"]
+        if user["sid"] != self.sid and user["sid"] not in self.peers:
+            self.peers.add(user["sid"])
+            self.outbox.push(frames.joined(user))
+
+    def on_left(self, event: Event) -> None:
+        if event["sid"] in self.peers:
+            self.peers.discard(event["sid"])
+            self.outbox.push(frames.left(event["sid"]))
+
+    def on_volatile(self, event: Event) -> None:
+        for sid, item in event["cursors"]:
+            if sid != self.sid:
+                self.cursors_out.add(sid, item)
+        for sid, text in event["drafts"]:
+            if sid != self.sid:
+                self.outbox.push_volatile(text)
+
+    async def send_cursors(self, items: dict) -> None:
+        self.outbox.push_volatile(frames.cursors(items.values()))
+
+    def on_meta(self, event: Event) -> None:
+        """The board's settings or access rules changed: re-decide this role."""
+        self.title, self.locked = event["title"], event["locked"]
+        self.spawn(self.recheck_role())
+
+    def on_gone(self, event: Event) -> None:
+        self.spawn(self.lose_access(BoardNotFound("This board was deleted.")))
+
+    def on_kick(self, event: Event) -> None:
+        refusal = Refusal(
+            "A moderator disconnected everyone from this board. "
+            "Reload the page to join again."
+        )
+        self.spawn(self.lose_access(refusal))
+
+    def on_user_ended(self, event: Event) -> None:
+        self.spawn(self.lose_access(LoginRequired(str(event.get("message") or ""))))
+
+    event_handlers = {
+        broadcast.JOINED: on_joined,
+        broadcast.LEFT: on_left,
+        broadcast.VOLATILE: on_volatile,
+        broadcast.META: on_meta,
+        broadcast.GONE: on_gone,
+        broadcast.KICK: on_kick,
+        broadcast.USER_ENDED: on_user_ended,
+    }
+
+    # -- access
+
+    async def recheck_role(self) -> None:
+        # One at a time: the last recheck reads the last committed rules.
+        async with self.rechecking:
+            if self.state not in LIVE or self.room is None or self.author is None:
+                return
+            try:
+                role = await process.recheck(
+                    board_id=self.room.board_id,
+                    sid=self.sid,
+                    user=self.scope.get("user"),
+                    keys=self.keys,
+                )
+            except BoardNotFound as gone:
+                await self.lose_access(gone)
+                return
+            except Refusal:
+                # Whatever the reason, an open socket that lost access gets 4403.
+                await self.lose_access()
+                return
+            if role != self.role:
+                self.role = role
+                self.author = dataclasses.replace(self.author, role=role)
+            if (self.title, self.locked, self.role) != self.shown:
+                self.shown = (self.title, self.locked, self.role)
+                info = frames.board_info(
+                    slug=self.slug, title=self.title, role=self.role, locked=self.locked
+                )
+                self.outbox.push(frames.board(info))
+
+    async def lose_access(self, refusal: Refusal | None = None) -> None:
+        """This connection may no longer see the board: say why and close (44xx)."""
+        refusal = refusal or Refusal("You no longer have access to this board.")
+        await self.end(refusal.close_code, frames.error(refusal))
+
+    # == the one way out
+
+    async def end(self, code: int | None, frame: str | None = None) -> None:
+        """Leave the board and close the socket with `code`, exactly once.
+
+        `code` None means the client closed or vanished: there is nothing left
+        to send. `frame` (an error, or `bye`) is the last frame sent.
+        """
+        if self.state in (State.ENDING, State.ENDED):
+            return
+        self.state = State.ENDING
+        try:
+            if code is not None:
+                await self.say_last(code, frame)
+                await self.transport.close_socket(code)
+        except Exception:
+            logger.exception("Connection %s on %s: closing failed", self.sid, self.slug)
+        finally:
+            try:
+                await self.leave()
+            finally:
+                self.state = State.ENDED
+
+    async def say_last(self, code: int, frame: str | None) -> None:
+        if not self.accepted:
+            self.accepted = True
+            await self.transport.accept()
+        if frame is not None:
+            self.outbox.push(frame)
+        if code != CLOSE_SLOW_READER:
+            await self.outbox.flush(FLUSH_WAIT)
+
+    async def leave(self) -> None:
+        """Leave the room, the account's group and the presence list."""
+        self.outbox.close()
+        self.cursors_out.close()
+        for task in self.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.process.release_address(self.client_keys)
+        self.client_keys = ()
+        room, self.room = self.room, None
+        if room is None:
+            return
+        room.leave(self)
+        if self.user_id is not None:
+            self.process.unwatch_user(self.user_id, self)
+        try:
+            await room.announce({"type": broadcast.LEFT, "sid": self.sid}, sid=self.sid)
+            await process.leave(sid=self.sid)
+        except Exception as exc:
+            logger.warning("Connection %s: presence not cleared: %s", self.sid, exc)
+
+    async def peer_gone(self) -> None:
+        """The client closed the socket or the connection dropped."""
+        self.gone.set()
+        await self.end(None)
+
+    async def fail(self) -> None:
+        """An unexpected server error: close with 1011; the client reconnects."""
+        await self.end(CLOSE_INTERNAL)
+
+    async def unavailable(self) -> None:
+        """The database could not be reached: close with 1013."""
+        await self.end(CLOSE_TRY_AGAIN)
+
+    async def shut_down(self) -> None:
+        """The server is stopping: flush this connection's ops, say bye, 1012.
+
+        Give the client a moment to answer the close frame, so that it is on
+        the wire before the event loop stops.
+        """
+        if self.state not in LIVE:
+            await self.end(None)
+            return
+        if self.room is not None:
+            await self.room.drain(SHUTDOWN_DRAIN)
+        await self.end(CLOSE_RESTART, frames.bye())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.gone.wait(), SHUTDOWN_CLOSE_WAIT)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` beside the socket; its failure ends the connection (1011)."""
+        task = asyncio.get_running_loop().create_task(self.guarded(work))
+        # The loop keeps only a weak reference to a task.
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except DatabaseError as exc:
+            logger.warning(
+                "Connection %s on %s: database error: %s", self.sid, self.slug, exc
+            )
+            await self.unavailable()
+        except Exception:
+            logger.exception("Connection %s on %s failed", self.sid, self.slug)
+            await self.fail()
+
+
+# Events that end a connection are handled while its state is still being sent.
+ENDING_EVENTS = frozenset({broadcast.GONE, broadcast.KICK, broadcast.USER_ENDED})

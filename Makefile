@@ -27,6 +27,7 @@ test: $(VENV)/.dev
 	scripts/system-deps.sh test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.test_settings
 	$(MAKE) test-default
 	$(MAKE) test-scaleout
@@ -65,6 +66,7 @@ bench-frames: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .

@@ -78,7 +78,9 @@ def with_send_buffer(create_application: Callable) -> Callable:
 def redacting(write_entry: Callable) -> Callable:
     """daphne's access log (stdout by default) prints each URL whole."""
 
-    def write(self: Any, host: Any, date: Any, request: Any, *args: Any, **kw: Any):
+    def write(
+        self: Any, host: Any, date: Any, request: Any, *args: Any, **kw: Any
+    ) -> Any:
         return write_entry(self, host, date, redact(request), *args, **kw)
 
     write.redacts = True  # type: ignore[attr-defined]

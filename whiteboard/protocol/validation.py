@@ -140,9 +140,9 @@ def parse_envelope(text: str) -> Envelope:
     msg_type = _check_type(data, echo)
     if msg_type not in OP_TYPES:
         return Envelope(msg_type, None, data)
-    if echo is None or not CID_RE.fullmatch(cid):
+    if echo is None or not CID_RE.fullmatch(echo):
         raise BadMessage(f"cid must be {_CID_RULE}", echo)
-    return Envelope(msg_type, cid, data)
+    return Envelope(msg_type, echo, data)
 
 
 # --- Phase 2: field validation --------------------------------------------------------
@@ -346,9 +346,16 @@ def _check_keys(env: Envelope) -> dict:
     return data
 
 
+def _op_cid(env: Envelope) -> str:
+    """An op's cid, which parse_envelope() has already checked."""
+    if env.cid is None:
+        raise BadMessage(f"cid must be {_CID_RULE}")
+    return env.cid
+
+
 def _validate_add(env: Envelope, limits: Limits) -> AddOp:
     data = _check_keys(env)
-    return AddOp(env.cid, _element(data["element"], limits, False, env.cid))
+    return AddOp(_op_cid(env), _element(data["element"], limits, False, env.cid))
 
 
 def _not_settable(name: str, cid: str | None) -> BadMessage:
@@ -372,7 +379,7 @@ def _validate_update(env: Envelope, limits: Limits) -> UpdateOp:
     data = _check_keys(env)
     element_id = _check_id(data["id"], "id", env.cid)
     counts = range(MIN_POINTS, limits.max_points + 1)
-    return UpdateOp(env.cid, element_id, _check_set(data["set"], counts, env.cid))
+    return UpdateOp(_op_cid(env), element_id, _check_set(data["set"], counts, env.cid))
 
 
 def _validate_delete(env: Envelope, limits: Limits) -> DeleteOp:
@@ -382,15 +389,19 @@ def _validate_delete(env: Envelope, limits: Limits) -> DeleteOp:
         raise BadMessage(f"ids must be {rule}", env.cid)
     for index, element_id in enumerate(ids):
         _check_id(element_id, f"ids[{index}]", env.cid)
-    return DeleteOp(env.cid, tuple(dict.fromkeys(ids)))
+    return DeleteOp(_op_cid(env), tuple(dict.fromkeys(ids)))
 
 
-_SIMPLE_OPS = {CLEAR: ClearOp, UNDO: UndoOp, REDO: RedoOp}
+_SIMPLE_OPS: dict[str, type[ClearOp] | type[UndoOp] | type[RedoOp]] = {
+    CLEAR: ClearOp,
+    UNDO: UndoOp,
+    REDO: RedoOp,
+}
 
 
 def _validate_simple_op(env: Envelope, limits: Limits) -> ClearOp | UndoOp | RedoOp:
     _check_keys(env)
-    return _SIMPLE_OPS[env.type](env.cid)
+    return _SIMPLE_OPS[env.type](_op_cid(env))
 
 
 def _validate_cursor(env: Envelope, limits: Limits) -> Cursor:

@@ -271,10 +271,10 @@ class Process:
         if event.get("origin") == self.server:
             return
         if kind == broadcast.USER_ENDED:
-            for session in list(self.users.get(event.get("user"), ())):
+            for session in list(self.users.get(event.get("user", -1), ())):
                 session.on_event(event)
             return
-        room = self.by_slug.get(event.get("board"))
+        room = self.by_slug.get(str(event.get("board")))
         if room is None:
             return
         if kind == broadcast.OPS:

@@ -27,7 +27,7 @@ from whiteboard.changes import OpRequest, Outcome
 from whiteboard.models import board_group
 from whiteboard.protocol import Limits, frames
 from whiteboard.protocol.frames import OpsFrame
-from whiteboard.protocol.messages import CLOSE_INTERNAL, CLOSE_TRY_AGAIN
+from whiteboard.protocol.messages import CLOSE_INTERNAL, CLOSE_TRY_AGAIN, AddOp
 
 from .outbox import Coalescer, SeqOrder
 
@@ -182,7 +182,7 @@ class Room:
                 self.remember(request.cid, outcome.last)
             self.settle(request.cid)
             conn.on_outcome(request, outcome)
-            if outcome.first is not None and request.kind == "add":
+            if outcome.first is not None and isinstance(request.op, AddOp):
                 self.forget_draft(request.author.sid, request.op.element["id"])
 
     def commit_failed(

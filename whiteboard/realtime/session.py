@@ -133,7 +133,8 @@ def client_keys(scope: dict) -> tuple[str, ...]:
         "REMOTE_ADDR": (scope.get("client") or ("",))[0] or "",
         "HTTP_X_FORWARDED_FOR": headers.get(b"x-forwarded-for", b"").decode("latin-1"),
     }
-    keys = [f"ip:{ratelimit.client_ip(SimpleNamespace(META=meta))}"]
+    address = ratelimit.client_ip(SimpleNamespace(META=meta))
+    keys = [f"ip:{address}"] if address else []
     session_key = getattr(scope.get("session"), "session_key", None)
     if session_key:
         keys.append(f"session:{hashlib.sha256(session_key.encode()).hexdigest()[:32]}")

@@ -1,9 +1,15 @@
 """One connection's bounds and exits, through the real ASGI application."""
 
-import pytest
+import json
 
+import pytest
+from asgiref.sync import sync_to_async as run
+from django.contrib.sessions.models import Session
+
+from tests.conftest import session_headers
 from tests.live import free_port
-from tests.test_consumers import rect
+from tests.test_consumers import limits, rect
+from whiteboard import broadcast
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,3 +72,35 @@ async def test_a_channel_layer_that_cannot_be_reached_closes_with_1013(
     code, frames = await client.closed(timeout=10)
     assert code == 1013
     assert frames == []
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+async def test_the_end_of_a_login_closes_its_sockets_with_4401(board, alice, connect):
+    client = await connect(headers=await run(session_headers)(alice))
+    other = await connect()
+    await run(broadcast.end_user_sessions)(user_id=alice.pk, message="You logged out.")
+    code, frames = await client.closed()
+    assert code == 4401
+    assert json.loads(frames[-1]["text"]) == {
+        "type": "error",
+        "code": "login_required",
+        "message": "You logged out.",
+    }
+    left = await other.recv_type("left")
+    assert left["sid"] == client.sid
+
+
+async def test_a_flushed_session_is_found_at_the_next_heartbeat(
+    board, alice, connect, settings
+):
+    limits(settings, heartbeat_seconds=1)
+    headers = await run(session_headers)(alice)
+    client = await connect(headers=headers)
+    await run(Session.objects.all().delete)()  # no event: only the check sees it
+    code, frames = await client.closed(timeout=5)
+    assert code == 4401
+    assert json.loads(frames[-1]["text"])["code"] == "login_required"

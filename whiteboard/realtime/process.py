@@ -27,7 +27,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from whiteboard import broadcast, selectors, services
+from whiteboard import broadcast, selectors, services, session_check
 from whiteboard.changes import OpRequest
 from whiteboard.protocol import Limits
 from whiteboard.protocol.frames import OpsFrame
@@ -47,9 +47,14 @@ touch = database_sync_to_async(services.presence_touch)
 commit_boards = database_sync_to_async(services.ops_commit_boards)
 ops_between = database_sync_to_async(selectors.ops_gap)
 board_seqs = database_sync_to_async(selectors.board_seqs)
+ended_sessions = database_sync_to_async(session_check.ended_sessions)
 
 CLOSE_WAIT = 5.0
 TICK = 1.0
+LOGGED_OUT = {
+    "type": broadcast.USER_ENDED,
+    "message": "You were logged out: log in again to open this board.",
+}
 
 
 def channel_layer() -> Any:
@@ -347,6 +352,18 @@ class Process:
     async def touch_presence(self) -> None:
         sids = [sid for room in self.rooms.values() for sid in room.members]
         await touch(server=self.server, sids=sids)
+        await self.check_logins()
+
+    async def check_logins(self) -> None:
+        """End the sockets whose login ended without its event reaching us."""
+        sessions = [s for users in self.users.values() for s in users]
+        pairs = {s.login for s in sessions if s.login is not None}
+        if not pairs:
+            return
+        ended = await ended_sessions(pairs=list(pairs))
+        for session in sessions:
+            if session.login is not None and session.login[0] in ended:
+                session.on_event(LOGGED_OUT)
 
     # -- stopping --------------------------------------------------------------------
 

@@ -156,6 +156,8 @@ class Session:
         self.process = process.current()
         self.room: Room | None = None
         self.user_id: int | None = None
+        # (session key, user id) of a logged-in socket, checked every heartbeat.
+        self.login: tuple[str, int] | None = None
         self.author: Author | None = None
         self.role = "viewer"
         self.keys: tuple = ()
@@ -216,6 +218,9 @@ class Session:
     def take_admission(self, admission: services.Admission) -> None:
         self.author = admission.author
         self.user_id = admission.author.user_id
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        if self.user_id is not None and session_key:
+            self.login = (session_key, self.user_id)
         self.role = admission.role
         self.keys = admission.keys
 

@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test test-default test-scaleout test-browser bench-smoke lint format \
-	bench bench-frames install clean
+	bench bench-frames soak install clean
 
 # A local run: embedded defaults (SQLite, in-memory channel layer), DEBUG on.
 # --noreload: daphne then handles SIGINT/SIGTERM itself and closes every socket
@@ -57,6 +57,12 @@ BENCH_ARGS ?=
 bench: $(VENV)/.dev
 	scripts/system-deps.sh test
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# 2,000 connections for 10 minutes, drawing and reconnecting: RSS and open file
+# descriptors must stay flat (bench/soak.py; not part of make test).
+SOAK_ARGS ?=
+soak: $(VENV)/.dev
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 # Frame times of panning and zooming a 10,000-element board in headless Chromium.
 bench-frames: $(VENV)/.dev

@@ -295,9 +295,13 @@ WHITEBOARD_TICK_MS = env_int("WHITEBOARD_TICK_MS", 25)
 WHITEBOARD_SEND_BUFFER_BYTES = env_int("WHITEBOARD_SEND_BUFFER_BYTES", 4 * 1024 * 1024)
 # Seconds a socket may read nothing while bytes wait for it before 4413.
 WHITEBOARD_SEND_STALL_SECONDS = env_int("WHITEBOARD_SEND_STALL_SECONDS", 10)
-# Open sockets per client address and per browser session, per process: 4429.
-WHITEBOARD_MAX_CONNECTIONS_PER_CLIENT = env_int(
-    "WHITEBOARD_MAX_CONNECTIONS_PER_CLIENT", 50
+# Open sockets per browser session and per client address, per process: 4429.
+# An address can be a whole school behind one NAT, hence the larger default.
+WHITEBOARD_MAX_CONNECTIONS_PER_SESSION = env_int(
+    "WHITEBOARD_MAX_CONNECTIONS_PER_SESSION", 50
+)
+WHITEBOARD_MAX_CONNECTIONS_PER_ADDRESS = env_int(
+    "WHITEBOARD_MAX_CONNECTIONS_PER_ADDRESS", 500
 )
 # Ops of one connection waiting to be committed; more get `rate_limited`.
 WHITEBOARD_MAX_PENDING_OPS = env_int("WHITEBOARD_MAX_PENDING_OPS", 100)

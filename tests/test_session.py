@@ -35,7 +35,7 @@ async def test_drafts_over_the_rate_are_dropped_not_refused(board, connect, sett
 async def test_the_connection_over_the_cap_of_one_address_gets_4429(
     board, new_client, settings
 ):
-    settings.WHITEBOARD_MAX_CONNECTIONS_PER_CLIENT = 2
+    settings.WHITEBOARD_MAX_CONNECTIONS_PER_ADDRESS = 2
     clients = [new_client() for _ in range(4)]
     for n, client in enumerate(clients):
         address = "198.51.100.7" if n < 3 else "198.51.100.8"

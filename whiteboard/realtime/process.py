@@ -96,6 +96,12 @@ class GroupCommitter:
             self.task = None
 
 
+def connection_cap(key: str) -> int:
+    if key.startswith("session:"):
+        return int(settings.WHITEBOARD_MAX_CONNECTIONS_PER_SESSION)
+    return int(settings.WHITEBOARD_MAX_CONNECTIONS_PER_ADDRESS)
+
+
 def settle(future: asyncio.Future, result: object) -> None:
     if future.done():  # the waiting room was cancelled
         return
@@ -155,9 +161,8 @@ class Process:
 
     def take_address(self, keys: Iterable[str]) -> bool:
         """Count a connection against its address and session; False if full."""
-        keys = [k for k in keys if k]
-        cap = settings.WHITEBOARD_MAX_CONNECTIONS_PER_CLIENT
-        if any(self.addresses[k] >= cap for k in keys):
+        keys = list(keys)
+        if any(self.addresses[key] >= connection_cap(key) for key in keys):
             return False
         self.addresses.update(keys)
         return True

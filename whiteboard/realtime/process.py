@@ -51,6 +51,7 @@ ended_sessions = database_sync_to_async(session_check.ended_sessions)
 
 CLOSE_WAIT = 5.0
 TICK = 1.0
+LOG_EVERY = 10.0
 LOGGED_OUT = {
     "type": broadcast.USER_ENDED,
     "message": "You were logged out: log in again to open this board.",
@@ -128,6 +129,7 @@ class Process:
         self.upkeep: asyncio.Task[None] | None = None
         self.committer = GroupCommitter()
         self.heartbeat = 20.0
+        self.trouble_logged_at = float("-inf")
 
     # -- rooms ----------------------------------------------------------------
 
@@ -254,9 +256,16 @@ class Process:
         try:
             await channel_layer().group_send(group, {**event, "origin": self.server})
         except Exception as exc:
-            logger.warning("Channel layer: sending to %s failed: %s", group, exc)
+            self.layer_trouble(f"sending to {group} failed: {exc}")
             return False
         return True
+
+    def layer_trouble(self, what: str) -> None:
+        """Log channel layer failures at most every LOG_EVERY seconds."""
+        now = asyncio.get_running_loop().time()
+        if now - self.trouble_logged_at >= LOG_EVERY:
+            self.trouble_logged_at = now
+            logger.warning("Channel layer: %s", what)
 
     async def listen(self, layer: Any) -> None:
         """Receive every event once and hand it to its room or account."""
@@ -267,7 +276,7 @@ class Process:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("Channel layer: receiving failed: %s", exc)
+                self.layer_trouble(f"receiving failed: {exc}")
                 failed = True
                 await asyncio.sleep(0.5)
                 continue

@@ -194,6 +194,13 @@ class Session:
 
     async def start(self) -> None:
         """Admit, join, send the board, go live; any refusal ends the session."""
+        try:
+            await self.open()
+        except DatabaseError as exc:
+            logger.warning("Board %s: database unavailable: %s", self.slug, exc)
+            await self.unavailable()
+
+    async def open(self) -> None:
         keys = client_keys(self.scope)
         if not self.process.take_address(keys):
             await self.refuse_connection(messages.TooManyConnections())

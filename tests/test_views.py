@@ -154,10 +154,11 @@ def test_board_page_tells_the_script_where_to_log_in(client):
     assert config["loginUrl"] == "/accounts/login/?next=/b/team/"
 
 
-def test_board_page_gives_a_guest_a_session(client):
+def test_board_page_stores_no_session_for_a_guest(client):
+    # tests/test_sessions.py: a session starts with what a guest keeps.
     services.board_create(slug="team", title="Team")
     client.get("/b/team/")
-    assert "sessionid" in client.cookies, "the socket needs it for name and history"
+    assert "sessionid" not in client.cookies
 
 
 # --- creating and opening boards -------------------------------------------------

@@ -53,15 +53,11 @@ def board_page(request, slug):
         raise Http404(exc.message) from exc
     except access.Refusal as exc:
         return render(request, "whiteboard/refused.html", {"reason": exc}, status=403)
-    _ensure_session(request)
+    # No session is made for a guest here: a page view that stores nothing
+    # writes no row. A guest's session starts with what it keeps (a chosen
+    # name, a share link); until then its socket is named per connection.
     context = _board_context(request, board, role)
     return render(request, "whiteboard/board.html", context)
-
-
-def _ensure_session(request):
-    """A guest gets a session, so the socket keeps its name and undo history."""
-    if request.session.session_key is None:
-        request.session["guest"] = True
 
 
 def _board_context(request, board, role):

@@ -113,6 +113,6 @@ async def test_the_middleware_refuses_before_the_application_runs(
     settings.ALLOWED_HOSTS = ["127.0.0.1"]
     app = OriginValidator(accepted_app)
     communicator = WebsocketCommunicator(app, "/ws/boards/x/", headers=headers)
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     assert connected is accepted
     await communicator.disconnect()

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
@@ -145,6 +144,16 @@ def scope_is_secure(
     return scope.get("scheme", "ws") == "wss"
 
 
+async def deny(receive: Any, send: Any) -> None:
+    """Refuse the handshake: a close before the accept is HTTP 403 to the client.
+
+    Without a consumer, so that a refusal needs no channel layer.
+    """
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close"})
+
+
 class OriginValidator:
     """ASGI middleware for the websocket stack: refuses (403) a foreign Origin."""
 
@@ -156,8 +165,7 @@ class OriginValidator:
             logger.warning(
                 "refused a WebSocket from origin %r", _header(scope, b"origin")
             )
-            denier = WebsocketDenier()
-            return await denier(scope, receive, send)
+            return await deny(receive, send)
         return await self.application(scope, receive, send)
 
     @staticmethod

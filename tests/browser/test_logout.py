@@ -2,6 +2,8 @@
 
 from playwright.sync_api import expect
 
+from tests.live import VIEWPORT
+
 PASSWORD = "browser-horse-battery-5"
 UNSENT = [
     {"cid": f"cid-unsent-{n}", "msg": {"type": "clear", "cid": f"cid-unsent-{n}"}}
@@ -63,4 +65,34 @@ def test_logging_out_with_nothing_unsent_asks_nothing(open_board, board, live_da
     page.page.locator("#logout-form button").click()
     page.page.wait_for_url(f"{page.origin}/")
     assert asked == []
+    assert kept(page) == {}
+
+
+def test_the_board_pages_own_unsent_change_is_counted_and_cleared(
+    open_board, browser, board, live_data
+):
+    # The server never gets the page's `add`, so it stays unsent in the queue.
+    context = browser.new_context(viewport=VIEWPORT)
+
+    def hold_adds(ws):
+        server = ws.connect_to_server()
+        ws.on_message(
+            lambda text: None if '"type":"add"' in text else server.send(text)
+        )
+
+    context.route_web_socket("**/ws/boards/**", hold_adds)
+    username = live_data.create_user(PASSWORD)
+    page = open_board(board, context=context, login=(username, PASSWORD))
+    page.drag([(150, 150), (350, 200)])
+    page.page.wait_for_function(
+        "key => (JSON.parse(localStorage.getItem(key) || '[]')).length === 1",
+        arg=f"whiteboard.pending.{board}",
+    )
+    asked = []
+    page.page.once(
+        "dialog", lambda dialog: (asked.append(dialog.message), dialog.accept())
+    )
+    page.page.locator("#logout-form button").click()
+    page.page.wait_for_url(f"{page.origin}/")
+    assert asked and asked[0].startswith("1 change on this computer has not reached")
     assert kept(page) == {}

@@ -39,6 +39,8 @@ function confirmDiscard(count) {
 }
 
 export function clearBrowser() {
+  // First: an open board page stops writing its queue back (store.js).
+  document.dispatchEvent(new CustomEvent("whiteboard:logout"));
   for (const key of pendingKeys()) localStorage.removeItem(key);
   localStorage.removeItem(RECENT);
 }

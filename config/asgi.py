@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 Django is set up before anything imports models; the WebSocket stack refuses a
-foreign or missing Origin (HTTP 403) before authentication or routing runs.
+foreign or missing Origin (HTTP 403; scheme, host and port must match, see
+whiteboard/origin.py) before authentication or routing runs.
 """
 
 import os
@@ -13,9 +14,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config import daphne_compat  # noqa: E402
+from whiteboard.origin import OriginValidator  # noqa: E402
 from whiteboard.realtime import process  # noqa: E402
 from whiteboard.realtime.routing import websocket_urlpatterns  # noqa: E402
 
@@ -24,7 +25,7 @@ daphne_compat.install(on_shutdown=process.shut_down)
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": OriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }

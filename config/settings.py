@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from whiteboard.origin import parse_origins
 from whiteboard.protocol import Limits
 from whiteboard.ratelimit import parse_rate
 
@@ -64,7 +65,7 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-local-development-only"
 
-# The WebSocket Origin check (AllowedHostsOriginValidator) uses this list too.
+# The WebSocket Origin check (whiteboard/origin.py) uses this list too.
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
@@ -92,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "whiteboard.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -252,13 +254,43 @@ WHITENOISE_MAX_AGE = env_int("WHITENOISE_MAX_AGE", 0 if DEBUG else 300)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Security: cookies, HTTPS behind a proxy, HSTS, headers, WebSocket Origin ---
+# Production-safe without DEBUG: Secure cookies and HSTS unless
+# DJANGO_SECURE_COOKIES=0 (a plain-http intranet); docs/deploy.md, "Security
+# checklist", lists the environment that `check --deploy` passes with.
+SECURE_COOKIES = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Behind nginx terminating TLS: believe its X-Forwarded-Proto (which it must
+# overwrite). The HTTP pages and the WebSocket Origin check both read it.
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Redirecting to https is only safe once Django can tell https requests apart:
+# without the proxy header it would redirect https requests forever.
+SECURE_SSL_REDIRECT = env_bool(
+    "DJANGO_SECURE_SSL_REDIRECT",
+    SECURE_COOKIES and env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"),
+)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Sent on https responses only.
+SECURE_HSTS_SECONDS = env_int(
+    "WHITEBOARD_HSTS_SECONDS", 31536000 if SECURE_COOKIES else 0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WHITEBOARD_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("WHITEBOARD_HSTS_PRELOAD")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# More origins a board's WebSocket may be opened from, besides the server's own
+# (a host of ALLOWED_HOSTS on the scheme and port the request came in on).
+WHITEBOARD_ALLOWED_ORIGINS = env_list("WHITEBOARD_ALLOWED_ORIGINS", "")
+try:
+    parse_origins(WHITEBOARD_ALLOWED_ORIGINS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WHITEBOARD_ALLOWED_ORIGINS: {exc}") from exc
+# --- end of the security block ---
 
 # The protocol's limits, sent to every client in `welcome`.
 WHITEBOARD_LIMITS = {

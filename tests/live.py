@@ -90,6 +90,9 @@ def base_env(database_url, **extra):
         DJANGO_SECRET_KEY="live-tests-not-secret",
         DJANGO_DEBUG="0",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        # Plain http on loopback: the documented opt-out of Secure cookies
+        # (a browser would not send them back over http).
+        DJANGO_SECURE_COOKIES="0",
         DATABASE_URL=database_url,
         PYTHONUNBUFFERED="1",
         # daphne logs "Listening on TCP address" once the port accepts.

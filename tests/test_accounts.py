@@ -285,3 +285,59 @@ def test_a_refused_login_logs_neither_the_password_nor_the_username(
     log_in(client, "ivan-the-user", "hunter2-secret")
     assert "rate limited: login from 127.0.0.1" in caplog.text
     assert "hunter2" not in caplog.text and "ivan" not in caplog.text
+
+
+# -- every login form shares the limit ---------------------------------------------
+
+
+def admin_log_in(client, username="alice", password=PASSWORD):
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password, "next": "/admin/"},
+    )
+
+
+def test_the_admin_login_is_limited_and_then_refuses_the_right_password(
+    client, settings
+):
+    get_user_model().objects.create_superuser("root", password=PASSWORD)
+    settings.WHITEBOARD_LOGIN_RATE = "3/d"
+    for _ in range(3):
+        assert admin_log_in(client, "root", "guess").status_code == 200
+    refused = admin_log_in(client, "root")
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 86400
+    assert LIMITED in refused.content.decode()
+    assert client.get("/admin/").status_code == 302, "not logged in"
+
+
+def test_the_admin_login_still_logs_in_under_the_limit(client):
+    get_user_model().objects.create_superuser("root", password=PASSWORD)
+    answer = admin_log_in(client, "root")
+    assert answer.status_code == 302 and answer["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_guesses_on_one_form_count_on_the_others(client, alice, settings):
+    settings.WHITEBOARD_LOGIN_RATE = "2/d"
+    admin_log_in(Client(REMOTE_ADDR="198.51.100.1"), password="guess")
+    log_in(Client(REMOTE_ADDR="198.51.100.2"), password="guess")
+    assert log_in(Client(REMOTE_ADDR="198.51.100.3")).status_code == 429
+    assert admin_log_in(Client(REMOTE_ADDR="198.51.100.4")).status_code == 429
+
+
+def test_guessing_the_old_password_on_the_change_form_is_limited(
+    client, alice, settings
+):
+    settings.WHITEBOARD_LOGIN_RATE = "3/d"
+    client.force_login(alice)
+    fields = {"new_password1": "x-y-z-123456", "new_password2": "x-y-z-123456"}
+    for n in range(3):
+        guess = {"old_password": f"guess-{n}", **fields}
+        assert client.post("/accounts/password_change/", guess).status_code == 200
+    right = client.post(
+        "/accounts/password_change/", {"old_password": PASSWORD, **fields}
+    )
+    assert right.status_code == 429
+    alice.refresh_from_db()
+    assert alice.check_password(PASSWORD)

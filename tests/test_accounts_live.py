@@ -1,11 +1,14 @@
 """A real login against a live daphne, and the board socket that follows it."""
 
 import asyncio
+import re
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 
 from tests.live import LoginFailed, live_login, post_login, read_state
+from tests.livehttp import Browser
 
 pytestmark = pytest.mark.live
 
@@ -52,4 +55,32 @@ def test_login_attempts_are_counted_across_processes_behind_redis(
     assert statuses == [200, 200, 200]
     status, _, page = post_login(second, username, PASSWORD)
     assert status == 429
+    assert "Too many login attempts; try again in" in page
+
+
+def admin_login(server, username, password):
+    """Submit /admin/login/ as a browser does (CSRF cookie, token, Origin)."""
+    browser = Browser(server)
+    _, _, page = browser.get("/admin/login/?next=/admin/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    fields = {"username": username, "password": password, "next": "/admin/"}
+    return browser.request(
+        "POST",
+        "/admin/login/?next=/admin/",
+        urlencode({**fields, "csrfmiddlewaretoken": token}),
+        {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": server.origin,
+        },
+    )
+
+
+def test_the_admin_login_is_limited_like_the_site_login(start_server, live_db):
+    server = start_server(WHITEBOARD_LOGIN_RATE="10/d")
+    username = live_db.create_user(f"a{uuid.uuid4().hex[:10]}", PASSWORD, True)
+    statuses = [admin_login(server, username, "guess")[0] for _ in range(15)]
+    assert statuses == [200] * 10 + [429] * 5
+    status, headers, page = admin_login(server, username, PASSWORD)
+    assert status == 429, "the right password is refused while limited"
+    assert 1 <= int(headers["Retry-After"]) <= 86400
     assert "Too many login attempts; try again in" in page

@@ -154,10 +154,11 @@ def test_board_page_tells_the_script_where_to_log_in(client):
     assert config["loginUrl"] == "/accounts/login/?next=/b/team/"
 
 
-def test_board_page_gives_a_guest_a_session(client):
+def test_board_page_stores_no_session_for_a_guest(client):
+    # tests/test_sessions.py: a session starts with what a guest keeps.
     services.board_create(slug="team", title="Team")
     client.get("/b/team/")
-    assert "sessionid" in client.cookies, "the socket needs it for name and history"
+    assert "sessionid" not in client.cookies
 
 
 # --- creating and opening boards -------------------------------------------------
@@ -229,20 +230,51 @@ def rename(client, name):
 
 
 def test_a_guest_renames_themselves_in_the_session(client):
-    answer = rename(client, "  Ada\u0000 \u200bLovelace\n")
+    answer = rename(client, "  Ada  \u200bLovelace\n")
     assert answer.json() == {"name": "Ada Lovelace"}
-    assert client.session["guest_name"] == "Ada Lovelace"
+    assert client.session["guest_name"] == "Ada Lovelace (guest)"
     author, _ = services.connection_author(
         user=None, session=client.session, sid="s1", role="editor"
     )
-    assert author.by == "Ada Lovelace", "the socket shows the new name"
+    assert author.by == "Ada Lovelace (guest)", "the socket shows the marked name"
 
 
-@pytest.mark.parametrize("name", ["", "   ", "\u0007", "x" * 41])
+def test_a_guest_without_a_chosen_name_is_marked_as_one_too():
+    author, _ = services.connection_author(
+        user=None, session=None, sid="s1", role="editor"
+    )
+    assert author.by.endswith(" (guest)")
+
+
+def test_the_rename_form_shows_the_chosen_name_without_the_mark(client):
+    services.board_create(slug="team", title="Team")
+    rename(client, "Ada")
+    assert 'value="Ada"' in client.get("/b/team/").content.decode()
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\u200b", "x" * 41])
 def test_a_bad_guest_name_is_refused_with_a_reason(client, name):
     answer = rename(client, name)
     assert answer.status_code == 400
     assert "1 to 40 characters" in answer.json()["error"]
+    assert "guest_name" not in client.session
+
+
+@pytest.mark.parametrize("name", ["Ada\u0000", "A\u0007da", "Ada\nLove", "\u202eadA"])
+def test_a_guest_name_with_control_characters_is_refused(client, name):
+    answer = rename(client, name)
+    assert answer.status_code == 400
+    assert "Control characters" in answer.json()["error"]
+    assert "guest_name" not in client.session
+
+
+@pytest.mark.parametrize("name", ["sam", "SAM", "Sam Smith", " sam\u200b"])
+def test_a_guest_cannot_take_a_registered_users_name(client, stranger, name):
+    stranger.first_name, stranger.last_name = "Sam", "Smith"
+    stranger.save()
+    answer = rename(client, name)
+    assert answer.status_code == 400
+    assert "is the name of a registered user" in answer.json()["error"]
     assert "guest_name" not in client.session
 
 

@@ -2,16 +2,22 @@
 change password.
 
 The views are Django's own (login rotates the session key, logout is POST only)
-with two additions: login attempts are rate limited per IP and per username
-tried, and sign-up is rate limited per IP and can be turned off with
-WHITEBOARD_SIGNUP_OPEN. Password reset is not routed: it needs outgoing
+with two additions: every form that checks a password (this login, the admin's
+login at /admin/login/, the password change) is rate limited per IP and per
+username tried by one counter, and sign-up is rate limited per IP and can be
+turned off with WHITEBOARD_SIGNUP_OPEN. Password reset is not routed: it needs outgoing
 e-mail, which a self-hosted board usually has not; an admin sets a new password
 instead (see README.md).
 """
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import login, views
 from django.contrib.auth.forms import UserCreationForm
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -21,14 +27,23 @@ from django.views.decorators.debug import sensitive_post_parameters
 from . import ratelimit
 
 
+def count_login(request: HttpRequest, username: str) -> None:
+    """Count one password check against WHITEBOARD_LOGIN_RATE; raise RateLimited.
+
+    Every form that checks a password counts here, per IP and per username
+    tried, so that no form is a way around another one's limit.
+    """
+    key = f"username:{username.strip().casefold()}"
+    ratelimit.check(request, "login", keys=[key])
+
+
 class LoginView(views.LoginView):
     """Django's login, but over WHITEBOARD_LOGIN_RATE (per IP or per username)
     it answers HTTP 429 without checking the password."""
 
     def post(self, request, *args, **kwargs):
-        username = request.POST.get("username", "").strip().casefold()
         try:
-            ratelimit.check(request, "login", keys=[f"username:{username}"])
+            count_login(request, request.POST.get("username", ""))
         except ratelimit.RateLimited as exc:
             return self.refuse(exc)
         return super().post(request, *args, **kwargs)
@@ -41,6 +56,40 @@ class LoginView(views.LoginView):
         response = self.render_to_response(context, status=exc.status)
         response["Retry-After"] = str(exc.retry_after)
         return response
+
+
+def limited_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wrap another login view: its POSTs count as login attempts (429 when over).
+
+    A limited attempt is refused before the password is checked.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method == "POST":
+            try:
+                count_login(request, request.POST.get("username", ""))
+            except ratelimit.RateLimited as exc:
+                return ratelimit.too_many(request, exc)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+class PasswordChangeView(views.PasswordChangeView):
+    """Django's, but each try of the old password counts as a login attempt."""
+
+    def post(self, request, *args, **kwargs):
+        try:
+            count_login(request, request.user.get_username())
+        except ratelimit.RateLimited as exc:
+            return ratelimit.too_many(request, exc)
+        return super().post(request, *args, **kwargs)
+
+
+# The admin's login form, at /admin/login/ (config/urls.py routes it before
+# the rest of the admin).
+admin_login = limited_login(admin.site.login)
 
 
 def _next_url(request):
@@ -73,7 +122,7 @@ urlpatterns = [
     path("signup/", signup, name="signup"),
     path(
         "password_change/",
-        views.PasswordChangeView.as_view(),
+        PasswordChangeView.as_view(),
         name="password_change",
     ),
     path(

@@ -15,7 +15,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from . import access, selectors, services
-from .forms import BoardSettingsForm, MemberForm, ShareLinkForm
+from .forms import (
+    BoardDeleteForm,
+    BoardSettingsForm,
+    MemberForm,
+    MemberRoleForm,
+    ShareLinkForm,
+)
 from .models import Role
 
 NEW_LINK = "new_share_link"
@@ -113,16 +119,18 @@ def member_add(request, board):
 def member_change(request, board, member_id):
     """Change a member's role, or remove them (`role` = "remove")."""
     membership = get_object_or_404(board.members, pk=member_id)
-    role = request.POST.get("role")
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.errors["role"][0])
+        return render_settings(request, board)
+    role = form.cleaned_data["role"]
     name = membership.user.get_username()
     if role == "remove":
         services.member_remove(membership=membership)
         messages.success(request, f"{name} is no longer a member.")
-    elif role in Role.values:
+    else:
         services.member_set(board=board, user=membership.user, role=role)
         messages.success(request, f"{name} is now {role}.")
-    else:
-        messages.error(request, "Choose owner, editor, viewer or remove.")
     return redirect(settings_url(board))
 
 
@@ -155,9 +163,10 @@ def link_revoke(request, board, link_id):
 @require_POST
 @owners_only
 def board_delete(request, board):
-    if request.POST.get("confirm") != board.slug:
-        messages.error(request, "Type the board's address to confirm deleting it.")
-        return redirect(settings_url(board))
+    form = BoardDeleteForm(request.POST, board=board)
+    if not form.is_valid():
+        messages.error(request, form.errors["confirm"][0])
+        return render_settings(request, board)
     title = board.title
     services.board_delete(board=board)
     messages.success(request, f"The board {title!r} was deleted.")

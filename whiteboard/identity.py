@@ -3,6 +3,11 @@
 History belongs to the account, else to the guest session, else to the single
 connection. Session keys are hashed before they are stored anywhere: a session
 key is a bearer secret.
+
+A guest's display name always ends in GUEST_MARK, " (guest)": the made-up
+names here and the names guests choose (stored in the session already marked)
+alike, so the people list, the cursors and every op's `by` tell a guest from
+an account, and no guest can pass for one.
 """
 
 import hashlib
@@ -44,11 +49,24 @@ def _digest(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+GUEST_MARK = " (guest)"
+
+
+def mark_guest(name: str) -> str:
+    """The display name of a guest who chose `name`."""
+    return f"{name}{GUEST_MARK}"
+
+
+def unmark_guest(display: str) -> str:
+    """The name a guest chose, from its display name (for the rename form)."""
+    return display.removesuffix(GUEST_MARK)
+
+
 def guest_name(seed):
+    """A made-up guest name, such as "Amber Fox (guest)", the same for one seed."""
     digest = int(_digest(seed)[:8], 16)
-    return (
-        f"{ADJECTIVES[digest % len(ADJECTIVES)]} {ANIMALS[digest // 97 % len(ANIMALS)]}"
-    )
+    adjective = ADJECTIVES[digest % len(ADJECTIVES)]
+    return mark_guest(f"{adjective} {ANIMALS[digest // 97 % len(ANIMALS)]}")
 
 
 def color_for(seed):

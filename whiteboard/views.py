@@ -1,29 +1,25 @@
 """The server's own pages: home, the board page, board creation, guest rename.
 
+What a user types arrives through the forms of whiteboard/forms.py; an invalid
+form is answered with HTTP 400 and its message.
+
 Every view that shows a board asks `access.request_role` first, so a page never
 shows what its WebSocket would refuse.
 """
 
-import re
-import unicodedata
 from urllib.parse import parse_qs, quote, urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from . import access, ratelimit, selectors, services, sharing
+from . import access, identity, ratelimit, selectors, services, sharing
+from .forms import LINK_RE, BoardCreateForm, BoardOpenForm, GuestNameForm
 from .models import Board
-
-GUEST_NAME_MAX = 40
-TITLE_MAX = 200
-# A board link (".../b/<slug>/") or a bare slug, as typed into "Open a board".
-LINK_RE = re.compile(r"(?:/b/)?([a-z0-9-]{1,64})/?$")
 
 
 def home(request):
@@ -53,15 +49,11 @@ def board_page(request, slug):
         raise Http404(exc.message) from exc
     except access.Refusal as exc:
         return render(request, "whiteboard/refused.html", {"reason": exc}, status=403)
-    _ensure_session(request)
+    # No session is made for a guest here: a page view that stores nothing
+    # writes no row. A guest's session starts with what it keeps (a chosen
+    # name, a share link); until then its socket is named per connection.
     context = _board_context(request, board, role)
     return render(request, "whiteboard/board.html", context)
-
-
-def _ensure_session(request):
-    """A guest gets a session, so the socket keeps its name and undo history."""
-    if request.session.session_key is None:
-        request.session["guest"] = True
 
 
 def _board_context(request, board, role):
@@ -70,7 +62,7 @@ def _board_context(request, board, role):
         "board": board,
         "role": role,
         "guest": guest,
-        "guest_name": request.session.get("guest_name", "") if guest else "",
+        "guest_name": _chosen_name(request) if guest else "",
         "config": {
             "slug": board.slug,
             "title": board.title,
@@ -84,17 +76,25 @@ def _board_context(request, board, role):
     }
 
 
+def _chosen_name(request):
+    return identity.unmark_guest(request.session.get("guest_name", ""))
+
+
 @require_POST
 @ratelimit.limit("board_create")
 def board_new(request):
     """Create a board from the home page's form and open it."""
-    title = " ".join(request.POST.get("title", "").split())[:TITLE_MAX]
+    form = BoardCreateForm(request.POST)
+    if not form.is_valid():
+        return _home_refusal(request, form)
     is_public = True
     if request.user.is_authenticated:
-        is_public = request.POST.get("visibility", "public") != "private"
+        is_public = form.cleaned_data["visibility"] != "private"
     owner = request.user if request.user.is_authenticated else None
     board = services.board_create(
-        title=title or "Untitled board", owner=owner, is_public=is_public
+        title=form.cleaned_data["title"] or "Untitled board",
+        owner=owner,
+        is_public=is_public,
     )
     return redirect("whiteboard:board", slug=board.slug)
 
@@ -106,37 +106,38 @@ def board_open(request):
     A POST, so that a pasted share link's key is never part of a URL of ours;
     it goes on to the board page's `?key=`, which takes it into the session.
     """
-    text = request.POST.get("board", "").strip()
-    address, _, query = text.split("#")[0].partition("?")
-    match = LINK_RE.search(address.lower())
-    if not match:
-        messages.error(request, "That is not a board link or a board name.")
-        return redirect("whiteboard:home")
-    target = reverse("whiteboard:board", args=[match.group(1)])
+    form = BoardOpenForm(request.POST)
+    if not form.is_valid():
+        return _home_refusal(request, form)
+    address, _, query = form.cleaned_data["board"].split("#")[0].partition("?")
+    slug = LINK_RE.search(address.lower()).group(1)
+    target = reverse("whiteboard:board", args=[slug])
     key = parse_qs(query).get(sharing.KEY_PARAM)
     return redirect(f"{target}?{urlencode({'key': key[-1]})}" if key else target)
 
 
-def clean_guest_name(raw):
-    """Strip control and format characters and outer spaces; 1 to 40 characters."""
-    text = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
-    text = " ".join(text.split())
-    if not 1 <= len(text) <= GUEST_NAME_MAX:
-        raise ValidationError(f"A name is 1 to {GUEST_NAME_MAX} characters.")
-    return text
+def _home_refusal(request, form):
+    """The home page again, HTTP 400, saying what was wrong with the form."""
+    for errors in form.errors.values():
+        messages.error(request, errors[0])
+    response = home(request)
+    response.status_code = 400
+    return response
 
 
 @require_POST
 def guest_rename(request):
-    """Set the guest's display name in the session (the socket reads it)."""
+    """Set the guest's display name in the session (the socket reads it).
+
+    The session holds the display name, already marked as a guest's.
+    """
     if request.user.is_authenticated:
         return _rename_answer(request, "Logged-in users use their account name.", 400)
-    try:
-        name = clean_guest_name(request.POST.get("name", ""))
-    except ValidationError as exc:
-        return _rename_answer(request, exc.messages[0], 400)
-    request.session["guest_name"] = name
-    return _rename_answer(request, name, 200)
+    form = GuestNameForm(request.POST)
+    if not form.is_valid():
+        return _rename_answer(request, form.errors["name"][0], 400)
+    request.session["guest_name"] = form.display_name()
+    return _rename_answer(request, form.cleaned_data["name"], 200)
 
 
 def _rename_answer(request, text, status):
@@ -144,7 +145,9 @@ def _rename_answer(request, text, status):
     if request.headers.get("Accept", "").startswith("application/json"):
         key = "name" if status == 200 else "error"
         return JsonResponse({key: text}, status=status)
-    if status != 200:
-        messages.error(request, text)
     back = request.POST.get("next", "")
-    return redirect(back if back.startswith("/b/") else "whiteboard:home")
+    back = back if back.startswith("/b/") else reverse("whiteboard:home")
+    if status != 200:
+        context = {"message": text, "back": back}
+        return render(request, "whiteboard/form_error.html", context, status=status)
+    return redirect(back)

@@ -19,6 +19,11 @@ export class Store {
     this.localOrder = []; // ids only pending adds know, on top
     this.listCache = null;
     this.listeners = [];
+    // Logging out (logout.js) discards the queue: this page must not write it back.
+    this.discarded = false;
+    document.addEventListener("whiteboard:logout", () => {
+      this.discarded = true;
+    });
     this.rebuildOverlay();
   }
 
@@ -179,6 +184,7 @@ export class Store {
 
   /** Write this tab's items, keeping those other open tabs wrote. */
   savePending() {
+    if (this.discarded) return;
     try {
       const mine = new Set(this.pending.map((p) => p.cid));
       const others = loadPending(this.storageKey).filter(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from . import protocol as p
 from .identity import Author
 from .models import Element, History, Op
+from .protocol import frames
 from .protocol.frames import element_text, encode
 from .rows import insert_rows
 
@@ -78,7 +79,8 @@ class Batch:
         self.new_rows = []
         self.dirty = {}
         self.new_ops = []
-        self.entry_texts = []
+        # The committed op entries, as pieces that ops_frames packs into frames.
+        self.pieces: list[frames.Entries] = []
         # Actors of this batch who may have a redo list to empty; found with one
         # query per batch instead of one UPDATE per op (see find_redo_holders).
         self.redo_holders = set()
@@ -166,7 +168,7 @@ class Batch:
             )
         )
         if entries:
-            self.entry_texts.append(text[1:-1])
+            self.pieces.extend(frames.entries_of(entries[0]["seq"], self.seq, text))
 
     def find_redo_holders(self, actors):
         """Which of these actors have undone entries that a new op would drop."""
@@ -431,8 +433,7 @@ class Batch:
             self.board.live_elements = self.live
             self.board.save(update_fields=["seq", "live_elements", "changed_at"])
 
-    def frame(self):
-        """The one `ops` frame that carries everything this batch committed."""
-        if not self.entry_texts:
-            return None
-        return '{"type":"ops","ops":[' + ",".join(self.entry_texts) + "]}"
+    def ops_frames(self) -> list[frames.OpsFrame]:
+        """The `ops` frames that carry everything this batch committed, in seq
+        order, each within the protocol's frame size (PROTOCOL.md, "Frame size")."""
+        return list(frames.ops_frames(self.pieces))

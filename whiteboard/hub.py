@@ -111,10 +111,8 @@ class BoardHub:
             for consumer in {id(c): c for _, c in batch}.values():
                 await consumer.fail_connection()
             return
-        if result.frame is not None:
-            await self.publish(
-                broadcast.ops_event(result.frame, result.first, result.last)
-            )
+        for frame in result.frames:
+            await self.publish(broadcast.ops_event(frame))
         for (request, _), outcome in zip(batch, result.outcomes, strict=True):
             if outcome.last is not None:
                 self.remember(request.cid, outcome.last)

@@ -15,10 +15,11 @@ from django.utils.text import slugify
 
 from . import broadcast, selectors
 from .access import board_role, session_keys
-from .changes import Batch, OpRequest, named_elements
+from .changes import Batch, OpRequest, Outcome, named_elements
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
 from .models import Board, Membership, Op, Presence, ShareLink, random_slug
 from .protocol import Limits
+from .protocol.frames import OpsFrame
 
 
 @dataclass
@@ -31,8 +32,11 @@ class Joined:
 
 @dataclass
 class CommitResult:
-    outcomes: list
-    frame: str | None
+    """One board's committed batch: an outcome per request, and the `ops` frames
+    (seqs `first`..`last`, consecutive, in order) to broadcast once committed."""
+
+    outcomes: list[Outcome]
+    frames: list[OpsFrame]
     first: int | None
     last: int | None
 
@@ -169,7 +173,8 @@ def ops_commit(*, board_id, requests, limits):
         outcomes = [batch.handle(r) for r in requests]
         batch.finish()
     first = batch.first_seq if batch.seq >= batch.first_seq else None
-    return CommitResult(outcomes, batch.frame(), first, batch.seq if first else None)
+    last = batch.seq if first else None
+    return CommitResult(outcomes, batch.ops_frames(), first, last)
 
 
 def ops_commit_boards(*, batches):
@@ -204,12 +209,13 @@ def board_clear(*, board, user, limits):
         moderator=True,
     )
     request = OpRequest(cid=f"admin-{uuid.uuid4().hex}", kind="clear", author=author)
-    result = ops_commit(board_id=board.pk, requests=[request], limits=limits)
-    transaction.on_commit(
-        lambda: broadcast.publish_ops(
-            board.slug, result.frame, result.first, result.last
+    with transaction.atomic():
+        result = ops_commit(board_id=board.pk, requests=[request], limits=limits)
+        # robust: the clear is committed whatever the channel layer does; open
+        # connections that miss it fill the gap from the log.
+        transaction.on_commit(
+            lambda: broadcast.publish_ops(board.slug, result.frames), robust=True
         )
-    )
     return result
 
 

@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 admit = database_sync_to_async(services.board_admit)
 join = database_sync_to_async(services.board_join)
 leave = database_sync_to_async(services.presence_leave)
-missing_ops = database_sync_to_async(selectors.ops_gap)
+snapshot_page = database_sync_to_async(selectors.snapshot_page)
+replay_page = database_sync_to_async(selectors.replay_page)
 recheck = database_sync_to_async(services.connection_recheck)
 
 REFUSALS_ALLOWED = 100
@@ -152,23 +153,38 @@ class BoardConsumer(AsyncWebsocketConsumer):
             max_replay=settings.WHITEBOARD_MAX_REPLAY,
         )
         self.board_id = admission.board.pk
-        self.locked = state.welcome["board"]["locked"]
-        self.title = state.welcome["board"]["title"]
+        self.locked = state.board["locked"]
+        self.title = state.board["title"]
         self.shown = (self.title, self.locked, self.role)
-        self.peers = {user["sid"] for user in state.welcome["users"]}
-        seq = state.welcome["seq"]
-        self.ops_out = OrderedOps(seq, self.send_text, self.fetch_ops)
+        self.peers = {user["sid"] for user in state.users}
+        self.ops_out = OrderedOps(state.seq, self.send_text, self.fetch_ops)
         # At most one `cursors` frame per 50 ms, whichever process sent them.
         self.cursors_out = Coalescer(CURSOR_INTERVAL, self.send_cursors)
         self.bucket = TokenBucket(self.limits.ops_per_second)
         self.refusals = deque(maxlen=REFUSALS_ALLOWED + 1)
-        await self.send(text_data=encode(state.welcome))
-        for frame in state.frames:
-            await self.send(text_data=frame)
+        await self.send(text_data=state.welcome)
+        await self.send_state(state)
         self.watch_heartbeat()
         await self.become_ready()
-        you = state.welcome["you"]
+        you = {"sid": self.sid, "name": self.author.by, "color": admission.color}
         await self.hub.publish({"type": broadcast.JOINED, "user": you})
+
+    async def send_state(self, state):
+        """The snapshot or the replay, read and sent page by page."""
+        if state.replay_after is None:
+            after_z = None
+            while True:
+                page = await snapshot_page(
+                    board_id=self.board_id, seq=state.seq, after_z=after_z
+                )
+                for frame in page.frames:
+                    await self.send(text_data=frame)
+                if page.next_z is None:
+                    return
+                after_z = page.next_z
+        batches = await self.fetch_ops(state.replay_after, state.seq)
+        for _, _, text in batches or [(None, None, frames.no_ops())]:
+            await self.send(text_data=text)
 
     async def become_ready(self):
         """Pass on the events that arrived while the state was being sent."""
@@ -351,7 +367,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=text)
 
     async def fetch_ops(self, after, upto):
-        return await missing_ops(board_id=self.board_id, after=after, upto=upto)
+        batches = []
+        while after is not None:
+            page = await replay_page(board_id=self.board_id, after=after, upto=upto)
+            batches.extend((f.first, f.last, f.text) for f in page.frames)
+            after = page.next_after
+        return batches
 
     async def send(self, text_data=None, bytes_data=None, close=False):
         # A peer can vanish between daphne's check and the write; its

@@ -18,16 +18,20 @@ from .access import board_role, session_keys
 from .changes import Batch, OpRequest, Outcome, named_elements
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
 from .models import Board, Membership, Op, Presence, ShareLink, random_slug
-from .protocol import Limits
+from .protocol import Limits, frames
 from .protocol.frames import OpsFrame
 
 
 @dataclass
 class Joined:
-    """Everything a newly admitted connection sends before any live frame."""
+    """A newly admitted connection: its `welcome` frame, then its state, a
+    snapshot at `seq` or, when `replay_after` is not None, the ops after it."""
 
-    welcome: dict
-    frames: list
+    welcome: str
+    seq: int
+    board: dict
+    users: list[dict]
+    replay_after: int | None
 
 
 @dataclass
@@ -111,8 +115,21 @@ def connection_recheck(*, board_id, sid, user, keys):
     return role
 
 
-def board_join(*, admission, channel_name, server, since, limits, max_replay):
-    """Register the connection's presence and read what it must receive first."""
+def board_join(
+    *,
+    admission: "Admission",
+    channel_name: str,
+    server: str,
+    since: int | None,
+    limits: Limits,
+    max_replay: int,
+) -> Joined:
+    """Register the connection's presence and decide what it must receive first.
+
+    The state itself is read afterwards, page by page (`selectors.snapshot_page`
+    or `selectors.replay_page` from `replay_after`), so that a big board is
+    never held whole in memory.
+    """
     board, author = admission.board, admission.author
     Presence.objects.create(
         board=board,
@@ -133,19 +150,17 @@ def board_join(*, admission, channel_name, server, since, limits, max_replay):
     # The seq is read before the elements: anything committed in between shows
     # up in both, and clients ignore an op whose seq is not above the element's v.
     board.refresh_from_db(fields=["seq", "title", "locked"])
-    frames = selectors.catch_up_frames(board, since, board.seq, max_replay=max_replay)
-    if frames is None:
-        frames = selectors.snapshot_frames(board, board.seq)
-    welcome = {
-        "type": "welcome",
-        "protocol": 1,
-        "board": selectors.board_info(board, admission.role),
-        "you": {"sid": author.sid, "name": author.by, "color": admission.color},
-        "users": users,
-        "seq": board.seq,
-        "limits": limits.as_dict(),
-    }
-    return Joined(welcome, frames)
+    replay_after = selectors.replay_from(
+        board_id=board.pk, since=since, seq=board.seq, max_replay=max_replay
+    )
+    info = frames.board_info(
+        slug=board.slug, title=board.title, role=admission.role, locked=board.locked
+    )
+    you = {"sid": author.sid, "name": author.by, "color": admission.color}
+    welcome = frames.welcome(
+        board=info, you=you, users=users, seq=board.seq, limits=limits
+    )
+    return Joined(welcome, board.seq, info, users, replay_after)
 
 
 def presence_leave(*, sid):

@@ -12,7 +12,7 @@ from . import protocol as p
 from .identity import Author
 from .models import Element, History, Op
 from .protocol import frames
-from .protocol.frames import element_text, encode
+from .protocol.frames import element_text, encode, size
 from .rows import insert_rows
 
 ELEMENT_FIELDS = ("v", "deleted", "body", "field_v")
@@ -73,6 +73,7 @@ class Batch:
         self.limits = limits
         self.seq = board.seq
         self.live = board.live_elements
+        self.bytes = board.live_bytes
         self.first_seq = board.seq + 1
         self.committed = committed  # cid -> last seq, from the log
         self.rows = {}  # element id -> Element or None (known absent)
@@ -196,19 +197,22 @@ class Batch:
                 "board; ids are never reused. Choose a new id."
             )
         self.ensure_room(1)
-        seq = self.next_seq()
         body = {**element, "by": req.author.by}
+        text = encode(body)
+        self.ensure_bytes(size(text))
+        seq = self.next_seq()
         row = Element(
             board=self.board,
             element_id=element["id"],
             kind=element["kind"],
             z=seq,
             v=seq,
-            body=encode(body),
+            body=text,
         )
         self.rows[row.element_id] = row
         self.new_rows.append(row)
         self.live += 1
+        self.bytes += size(text)
         full = {**body, "v": seq}
         self.finish_user_op(
             req, [self.entry(req, seq, "add", element=full)], row.element_id
@@ -224,8 +228,10 @@ class Batch:
         before = {name: body.get(name) for name in op.set}
         versions = json.loads(row.field_v)
         before_v = {name: versions.get(name, row.z) for name in op.set}
+        text = encode({**body, **op.set})
+        self.ensure_bytes(size(text) - size(row.body))
         seq = self.next_seq()
-        self.set_fields(row, body, op.set, seq)
+        self.set_body(row, text, dict.fromkeys(op.set, seq), seq)
         entry = self.entry(req, seq, "update", id=op.id, set=op.set)
         undo = {"id": op.id, "set": op.set, "before": before, "before_v": before_v}
         self.record(req, [entry], undo=undo)
@@ -251,7 +257,7 @@ class Batch:
         for row in self.rows.values():
             if row is not None and not row.deleted:
                 row.deleted, row.v = True, seq
-        self.live = 0
+        self.live = self.bytes = 0
         entry = self.entry(req, seq, "clear")
         undo = {"ids": ids} if req.author.sid is not None else None
         self.record(req, [entry], undo=undo)
@@ -271,18 +277,28 @@ class Batch:
                 f"{self.limits.max_elements}. Delete something first."
             )
 
-    def set_fields(self, row, body, values, seq, field_versions=None):
-        """Write `values`; each field's version becomes `seq` unless given."""
-        body.update(values)
+    def ensure_bytes(self, growth: int) -> None:
+        """Refuse a change that takes the live bytes past the board's quota."""
+        limit = self.limits.max_board_bytes
+        if growth > 0 and self.bytes + growth > limit:
+            raise p.BoardFull(
+                f"This board holds {megabytes(self.bytes)} of drawings; the limit "
+                f"is {megabytes(limit)}. Delete something first."
+            )
+
+    def set_body(self, row, text: str, field_versions: dict, seq: int) -> None:
+        """Store the element's new body; the given fields' versions change."""
         versions = json.loads(row.field_v)
-        versions.update(field_versions or dict.fromkeys(values, seq))
-        row.body, row.field_v, row.v = encode(body), encode(versions), seq
+        versions.update(field_versions)
+        self.bytes += size(text) - size(row.body)
+        row.body, row.field_v, row.v = text, encode(versions), seq
         self.touch(row)
 
     def erase(self, ids, seq):
         for element_id in ids:
             row = self.rows[element_id]
             row.deleted, row.v = True, seq
+            self.bytes -= size(row.body)
             self.touch(row)
         self.live -= len(ids)
 
@@ -290,6 +306,7 @@ class Batch:
         row.deleted, row.v = False, seq
         self.touch(row)
         self.live += 1
+        self.bytes += size(row.body)
 
     # -- undo and redo ---------------------------------------------------------
 
@@ -388,6 +405,7 @@ class Batch:
 
     def apply_changes(self, req, entry, changes, *, undo):
         self.ensure_room(sum(1 for c in changes if c.op == "add"))
+        self.ensure_bytes(sum(self.growth(c) for c in changes))
         entries = [self.apply_change(req, change) for change in changes]
         entry.history = History.UNDONE if undo else History.DONE
         entry.applied_seq = entries[0]["seq"]
@@ -396,6 +414,18 @@ class Batch:
         if undo:
             self.redo_holders.add(req.author.actor)
 
+    def growth(self, change: Change) -> int:
+        """How many live bytes a planned change adds (negative: frees)."""
+        if change.op == "add":
+            return size(change.row.body)
+        if change.op == "delete":
+            return -sum(size(self.rows[i].body) for i in change.ids)
+        return size(self.updated_body(change)) - size(self.rows[change.ids[0]].body)
+
+    def updated_body(self, change: Change) -> str:
+        body = json.loads(self.rows[change.ids[0]].body)
+        return encode({**body, **change.fields})
+
     def apply_change(self, req, change):
         seq = self.next_seq()
         if change.op == "delete":
@@ -403,8 +433,7 @@ class Batch:
             return self.entry(req, seq, "delete", ids=change.ids)
         if change.op == "update":
             row = self.rows[change.ids[0]]
-            body = json.loads(row.body)
-            self.set_fields(row, body, change.fields, seq, change.versions)
+            self.set_body(row, self.updated_body(change), change.versions, seq)
             return self.entry(req, seq, "update", id=row.element_id, set=change.fields)
         self.restore(change.row, seq)
         element = json.loads(element_text(change.row.body, change.row.v))
@@ -431,9 +460,18 @@ class Batch:
         if self.seq != self.board.seq:
             self.board.seq = self.seq
             self.board.live_elements = self.live
-            self.board.save(update_fields=["seq", "live_elements", "changed_at"])
+            self.board.live_bytes = self.bytes
+            fields = ["seq", "live_elements", "live_bytes", "changed_at"]
+            self.board.save(update_fields=fields)
 
     def ops_frames(self) -> list[frames.OpsFrame]:
         """The `ops` frames that carry everything this batch committed, in seq
         order, each within the protocol's frame size (PROTOCOL.md, "Frame size")."""
         return list(frames.ops_frames(self.pieces))
+
+
+def megabytes(count: int) -> str:
+    """A byte count as people read it: MB, or kB below a tenth of one."""
+    if count < 100 * 1024:
+        return f"{count / 1024:.1f} kB"
+    return f"{count / (1024 * 1024):.1f} MB"

@@ -58,6 +58,8 @@ class Board(models.Model):
     )
     seq = models.BigIntegerField(default=0, editable=False)
     live_elements = models.IntegerField(default=0, editable=False)
+    # UTF-8 bytes of the live elements' stored bodies: the storage quota's count.
+    live_bytes = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     changed_at = models.DateTimeField(auto_now=True)
 

@@ -8,6 +8,10 @@ checked completely before it mutates anything: a refused op changes nothing.
 import json
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+
+from . import access
 from . import protocol as p
 from .identity import Author
 from .models import Element, History, Op
@@ -41,6 +45,10 @@ class OpRequest:
     rate_limited: bool = False
     # False for a resend of a cid still in flight: it took no rate token.
     counted: bool = True
+    # The connection's share keys, and the board's access version when its role
+    # was decided (None: not a connection, e.g. the admin); see Batch.check.
+    keys: tuple[str, ...] = ()
+    access_version: int | None = None
 
 
 @dataclass
@@ -82,6 +90,8 @@ class Batch:
         self.new_ops = []
         # The committed op entries, as pieces that ops_frames packs into frames.
         self.pieces: list[frames.Entries] = []
+        # (actor, keys) -> the role re-decided at commit, or None (no access).
+        self.roles: dict[tuple, str | None] = {}
         # Actors of this batch who may have a redo list to empty; found with one
         # query per batch instead of one UPDATE per op (see find_redo_holders).
         self.redo_holders = set()
@@ -108,12 +118,43 @@ class Batch:
                 "this op was not applied; send it again a little later."
             )
         if not req.author.moderator:
-            if req.author.role == "viewer":
+            if self.role_is_stale(req):
+                if self.current_role(req) in (None, "viewer"):
+                    raise p.AccessChanged()
+            elif req.author.role == "viewer":
                 raise p.Forbidden("You can view this board but not change it.")
             if self.board.locked:
                 raise p.Forbidden("This board is locked: nobody can change it.")
         if req.error is not None:
             raise req.error
+
+    def role_is_stale(self, req: OpRequest) -> bool:
+        """Whether the board's access rules changed since the role was decided."""
+        held = req.access_version
+        return held is not None and held != self.board.access_version
+
+    def current_role(self, req: OpRequest) -> str | None:
+        """The author's role under the rules of the locked board row, or None.
+
+        Decided here, not only by the best-effort event that tells open
+        connections: a member removed while that event was lost is refused.
+        """
+        key = (req.author.actor, req.keys)
+        if key not in self.roles:
+            self.roles[key] = self.decide_role(req.author.user_id, req.keys)
+        return self.roles[key]
+
+    def decide_role(self, user_id: int | None, keys: tuple[str, ...]) -> str | None:
+        if user_id is None:
+            user = AnonymousUser()
+        else:
+            user = get_user_model().objects.filter(pk=user_id).first()
+            if user is None:  # the account was deleted
+                return None
+        try:
+            return access.board_role(self.board, user, keys)
+        except p.Refusal:
+            return None
 
     # -- element rows --------------------------------------------------------
 

@@ -144,6 +144,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.author = admission.author
         self.role = admission.role
         self.keys = admission.keys
+        self.access_version = admission.access_version
         state = await join(
             admission=admission,
             channel_name=registry().channel,
@@ -307,6 +308,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
             error=error,
             rate_limited=not (free or self.bucket.take()),
             counted=not free,
+            keys=self.keys,
+            access_version=self.access_version,
         )
         self.hub.submit(request, self)
 
@@ -483,7 +486,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
             if self.closing or self.left:
                 return
             try:
-                role = await recheck(
+                role, self.access_version = await recheck(
                     board_id=self.board_id,
                     sid=self.sid,
                     user=self.scope.get("user"),

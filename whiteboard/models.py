@@ -60,6 +60,9 @@ class Board(models.Model):
     live_elements = models.IntegerField(default=0, editable=False)
     # UTF-8 bytes of the live elements' stored bodies: the storage quota's count.
     live_bytes = models.BigIntegerField(default=0, editable=False)
+    # Bumped by every change of who may do what (services.board_access_changed):
+    # a commit re-decides the author's role when its connection's is older.
+    access_version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     changed_at = models.DateTimeField(auto_now=True)
 

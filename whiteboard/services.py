@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -88,31 +89,39 @@ def presence_cutoff(heartbeat_seconds):
 
 @dataclass
 class Admission:
+    """An admitted connection. `access_version` is the board's when its role was
+    decided; its ops carry it, so that a commit re-checks a stale role."""
+
     board: Board
     role: str
     author: Author
     color: str
     keys: tuple
+    access_version: int
 
 
-def board_admit(*, slug, user, session, sid):
+def board_admit(*, slug, user, session, sid) -> Admission:
     """Decide access (raising Refusal) before the connection sees any board data."""
+    # The version is read (with the board) before the role is decided: a change
+    # in between leaves it stale, and the next commit re-decides.
     board = selectors.board_by_slug(slug)
     keys = session_keys(session, board) if board is not None else ()
     role = board_role(board, user, keys)
     author, color = connection_author(user=user, session=session, sid=sid, role=role)
-    return Admission(board, role, author, color, keys)
+    return Admission(board, role, author, color, keys, board.access_version)
 
 
-def connection_recheck(*, board_id, sid, user, keys):
+def connection_recheck(*, board_id, sid, user, keys) -> tuple[str, int]:
     """Re-decide an open connection's role after the board's access changed.
 
     Returns the role (also written to its presence row, which the admin shows)
-    or raises the Refusal that now applies.
+    and the access version it was decided at, or raises the Refusal that now
+    applies.
     """
-    role = board_role(Board.objects.filter(pk=board_id).first(), user, keys)
+    board = Board.objects.filter(pk=board_id).first()
+    role = board_role(board, user, keys)
     Presence.objects.filter(sid=sid).exclude(role=role).update(role=role)
-    return role
+    return role, board.access_version
 
 
 def board_join(
@@ -247,15 +256,20 @@ def board_update_settings(*, board, fields):
     """
     if not fields:
         return
-    board.save(update_fields=[*fields, "changed_at"])
-    board_access_changed(board=board)
+    with transaction.atomic():
+        board.save(update_fields=[*fields, "changed_at"])
+        board_access_changed(board=board)
 
 
 def board_delete(*, board):
     """Delete a board with everything on it; its open connections close with 4404."""
     slug = board.slug
     board.delete()
-    transaction.on_commit(lambda: broadcast.publish(slug, broadcast.gone_event()))
+    # robust: the board is gone whatever the channel layer does; a connection
+    # that misses the event is refused at its next commit or heartbeat.
+    transaction.on_commit(
+        lambda: broadcast.publish(slug, broadcast.gone_event()), robust=True
+    )
 
 
 def board_disconnect_all(*, board):
@@ -263,23 +277,33 @@ def board_disconnect_all(*, board):
     broadcast.publish(board.slug, broadcast.kick_event())
 
 
-def board_access_changed(*, board):
-    """Once committed, every open connection of `board` re-decides its role."""
-    transaction.on_commit(lambda: broadcast.publish_board(board))
+def board_access_changed(*, board: Board) -> None:
+    """Call with every change of who may do what on `board`, in its transaction.
+
+    The access version is bumped, so that every commit made for a connection
+    whose role predates the change re-decides it (the event below is best
+    effort); once committed, every open connection re-decides its role. A
+    channel-layer failure is logged (robust), never turned into an error of
+    the change that was made.
+    """
+    Board.objects.filter(pk=board.pk).update(access_version=F("access_version") + 1)
+    transaction.on_commit(lambda: broadcast.publish_board(board), robust=True)
 
 
 def member_set(*, board, user, role):
     """Make `user` a member with `role`, or change the role of a member."""
-    membership, _ = Membership.objects.update_or_create(
-        board=board, user=user, defaults={"role": role}
-    )
-    board_access_changed(board=board)
+    with transaction.atomic():
+        membership, _ = Membership.objects.update_or_create(
+            board=board, user=user, defaults={"role": role}
+        )
+        board_access_changed(board=board)
     return membership
 
 
 def member_remove(*, membership):
-    membership.delete()
-    board_access_changed(board=membership.board)
+    with transaction.atomic():
+        membership.delete()
+        board_access_changed(board=membership.board)
 
 
 def share_link_create(*, board, role, created_by=None, label=""):
@@ -295,5 +319,6 @@ def share_link_create(*, board, role, created_by=None, label=""):
 def share_link_revoke(*, link):
     if link.revoked_at is None:
         link.revoked_at = timezone.now()
-        link.save(update_fields=["revoked_at"])
-        board_access_changed(board=link.board)
+        with transaction.atomic():
+            link.save(update_fields=["revoked_at"])
+            board_access_changed(board=link.board)

@@ -4,12 +4,17 @@
 import json
 
 import pytest
+from django.db import connection
+from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
 
 from whiteboard import broadcast, services
 from whiteboard import protocol as p
+from whiteboard.identity import Author
+from whiteboard.models import Op
 from whiteboard.protocol.frames import FRAME_BUDGET
 
-from .test_services import add, commit, ops_of, simple
+from .test_services import add, codes, commit, delete, elements, ops_of, rect, simple
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +107,101 @@ def test_admin_clear_survives_a_channel_layer_that_fails(
     assert [(f.first, f.last) for f in result.frames] == [(2, 2)]
     board.refresh_from_db()
     assert (board.seq, board.live_elements) == (2, 0)
+
+
+# -- undo and redo do bounded work ------------------------------------------------
+
+BOB = Author(sid="sid-bob", by="Bob", actor="user:2")
+
+
+def long_history(board):
+    """Ann adds and deletes x, then adds 1,000 elements that Bob clears: her
+    undo passes over 1,000 entries with nothing left to revert to reach x."""
+    commit(board, add(rect("x")), delete("x"), limits=LIMITS)
+    adds = [add(rect(f"r{i}"), limits=LIMITS) for i in range(1000)]
+    commit(board, *adds, limits=LIMITS)
+    commit(board, simple("clear", BOB), limits=LIMITS)
+
+
+def history_of(board, actor="user:1"):
+    rows = Op.objects.filter(board=board, actor=actor).exclude(history="")
+    return dict(rows.values_list("history").annotate(n=Count("pk")))
+
+
+def test_an_undo_past_1000_skipped_entries_takes_a_bounded_number_of_queries(board):
+    long_history(board)
+    with CaptureQueriesContext(connection) as queries:
+        result = commit(board, simple("undo"), limits=LIMITS)
+    assert codes(result) == ["ok"]
+    assert [e["element"]["id"] for e in ops_of(result)] == ["x"]
+    assert len(queries) <= 30, [q["sql"][:80] for q in queries]
+    assert history_of(board) == {"dropped": 1000, "undone": 1, "done": 1}
+
+
+def test_skipped_entries_are_dropped_even_when_the_undo_then_fails(board):
+    long_history(board)
+    full = p.Limits(max_elements=2)
+    commit(board, add(rect("b1"), author=BOB), add(rect("b2"), author=BOB))
+    result = commit(board, simple("undo"), limits=full)
+    assert codes(result) == ["board_full"]
+    assert history_of(board) == {"dropped": 1000, "done": 2}
+    assert elements(board).keys() == {"b1", "b2"}
+    with CaptureQueriesContext(connection) as queries:
+        assert codes(commit(board, simple("undo"), limits=LIMITS)) == ["ok"]
+    assert len(queries) <= 15
+    assert "x" in elements(board)
+
+
+def test_an_undo_searches_at_most_the_scan_limit_then_says_so(board, settings):
+    settings.WHITEBOARD_UNDO_SCAN = 300
+    long_history(board)
+    for dropped in (300, 600, 900):
+        result = commit(board, simple("undo"), limits=LIMITS)
+        assert codes(result) == ["nothing_to_undo"]
+        assert "too long to search at once" in result.outcomes[0].error.message
+        assert history_of(board)["dropped"] == dropped
+    assert codes(commit(board, simple("undo"), limits=LIMITS)) == ["ok"]
+    assert "x" in elements(board)
+    assert codes(commit(board, simple("undo"), limits=LIMITS)) == ["ok"]  # x's add
+    result = commit(board, simple("undo"), limits=LIMITS)
+    assert codes(result) == ["nothing_to_undo"]
+    assert result.outcomes[0].error.message == (
+        "There is nothing of yours left to undo on this board."
+    )
+
+
+def test_a_redo_scans_in_bounded_chunks_too(board, settings):
+    settings.WHITEBOARD_UNDO_SCAN = 250
+    commit(board, *[add(rect(f"r{i}")) for i in range(2)])
+    for _ in range(2):
+        commit(board, simple("undo"))
+    assert codes(commit(board, simple("redo"))) == ["ok"]
+    assert list(elements(board)) == ["r0"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_with_an_undo_commits_outside_the_shared_transaction(
+    board, monkeypatch
+):
+    other = services.board_create(slug="other", title="Other")
+    third = services.board_create(slug="third", title="Third")
+    commit(board, add(rect("a")))
+    seen = {}
+    real = services.ops_commit
+
+    def spy(*, board_id, requests, limits):
+        seen[board_id] = connection.in_atomic_block
+        return real(board_id=board_id, requests=requests, limits=limits)
+
+    monkeypatch.setattr(services, "ops_commit", spy)
+    results = services.ops_commit_boards(
+        batches=[
+            (other.pk, [add(rect("o1"))], LIMITS),
+            (board.pk, [add(rect("b")), simple("undo")], LIMITS),
+            (third.pk, [add(rect("t1"))], LIMITS),
+        ]
+    )
+    assert seen == {other.pk: True, board.pk: False, third.pk: True}
+    assert [codes(r) for r in results] == [["ok"], ["ok", "ok"], ["ok"]]
+    assert services.needs_own_transaction([simple("redo")])
+    assert not services.needs_own_transaction([add(rect("z"))])

@@ -6,13 +6,14 @@ checked completely before it mutates anything: a refused op changes nothing.
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from . import access
 from . import protocol as p
+from .history import Change, HistoryScan, in_chunks
 from .identity import Author
 from .models import Element, History, Op
 from .protocol import frames
@@ -62,23 +63,14 @@ class Outcome:
     error: p.ProtocolError | None = None
 
 
-@dataclass
-class Change:
-    """One op entry to produce: `delete` ids, `update` fields, or `add` a row back."""
-
-    op: str
-    ids: list = field(default_factory=list)
-    fields: dict = field(default_factory=dict)
-    versions: dict = field(default_factory=dict)
-    row: Element | None = None
-
-
 class Batch:
     """Applies a sequence of requests to a locked board and collects the log."""
 
-    def __init__(self, board, limits, committed):
+    def __init__(self, board, limits, committed, *, undo_scan: int = 2000):
         self.board = board
         self.limits = limits
+        # At most this many history entries are read per undo or redo.
+        self.undo_scan = undo_scan
         self.seq = board.seq
         self.live = board.live_elements
         self.bytes = board.live_bytes
@@ -159,11 +151,11 @@ class Batch:
     # -- element rows --------------------------------------------------------
 
     def prefetch(self, ids):
-        missing = [i for i in ids if i not in self.rows]
+        missing = list(dict.fromkeys(i for i in ids if i not in self.rows))
         for i in missing:
             self.rows[i] = None
-        if missing:
-            for row in Element.objects.filter(board=self.board, element_id__in=missing):
+        for chunk in in_chunks(missing):
+            for row in Element.objects.filter(board=self.board, element_id__in=chunk):
                 self.rows[row.element_id] = row
 
     def row(self, element_id):
@@ -357,94 +349,31 @@ class Batch:
     def apply_redo(self, req):
         self.replay_history(req, undo=False)
 
-    def replay_history(self, req, *, undo):
-        """Undo (or redo) the author's latest entry that still has an effect."""
-        self.flush()
-        state = History.DONE if undo else History.UNDONE
-        order = "-seq" if undo else "seq"
-        skipped = []
-        candidates = Op.objects.filter(
-            board=self.board, actor=req.author.actor, history=state
-        ).order_by(order)
-        while chunk := list(candidates[len(skipped) : len(skipped) + 50]):
-            for entry in chunk:
-                changes = self.plan(entry, undo=undo)
-                if changes:
-                    self.apply_changes(req, entry, changes, undo=undo)
-                    self.drop(skipped)
-                    return
-                skipped.append(entry.pk)
-        if undo:
-            raise p.NothingToUndo(
-                "There is nothing of yours left to undo on this board."
-            )
-        raise p.NothingToRedo("There is nothing of yours left to redo on this board.")
+    def replay_history(self, req: OpRequest, *, undo: bool) -> None:
+        """Undo (or redo) the author's latest entry that still has an effect.
 
-    def drop(self, pks):
-        if pks:
-            Op.objects.filter(pk__in=pks).update(history=History.DROPPED)
-
-    def plan(self, entry, *, undo):
-        data = json.loads(entry.undo)
-        if entry.kind == p.ADD:
-            return self.plan_add(data["id"], entry.applied_seq, undo=undo)
-        if entry.kind == p.UPDATE:
-            return self.plan_update(entry, data, undo=undo)
-        return self.plan_erase(data["ids"], entry.applied_seq, undo=undo)
-
-    def plan_add(self, element_id, applied_seq, *, undo):
-        row = self.row(element_id)
-        if undo:
-            return [Change("delete", ids=[element_id])] if self.is_live(row) else []
-        if row is not None and row.deleted and row.v == applied_seq:
-            return [Change("add", row=row)]
-        return []
-
-    def plan_update(self, entry, data, *, undo):
-        """Revert (or re-apply) only the fields nobody else has written since.
-
-        A field's version is the seq of the update whose value it holds (its
-        add's seq at first). Undo puts back the value and the version from before
-        the update, so that the user's previous update on the same field is
-        again the last writer and can be undone next; redo the reverse.
+        Entries passed over are marked dropped even when the request then
+        fails (a full board, a scan over its limit): they have nothing left to
+        revert, and the next request need not read them again.
         """
-        row = self.live_row(data["id"])
-        if row is None:
-            return []
-        versions = json.loads(row.field_v)
-        before_v = data.get("before_v", {})
-        if undo:
-            current = dict.fromkeys(data["set"], entry.seq)
-            target, target_v = data["before"], before_v
-        else:
-            current, target = before_v, data["set"]
-            target_v = dict.fromkeys(target, entry.seq)
-        names = [k for k in target if versions.get(k, row.z) == current.get(k)]
-        if not names:
-            return []
-        fields = {k: target[k] for k in names}
-        field_versions = {k: target_v.get(k, row.z) for k in names}
-        return [
-            Change(
-                "update", ids=[row.element_id], fields=fields, versions=field_versions
-            )
-        ]
+        self.flush()
+        scan = HistoryScan(self.board, self.rows, self.undo_scan)
+        try:
+            found = scan.latest(req.author.actor, undo=undo)
+            if found is None:
+                raise nothing_left(undo=undo, too_long=scan.too_long)
+            self.apply_changes(req, *found, undo=undo)
+        except p.ProtocolError:
+            self.drop(scan.skipped)
+            raise
+        self.drop(scan.skipped)
 
-    def plan_erase(self, ids, applied_seq, *, undo):
-        self.prefetch(ids)
-        if not undo:
-            live = [i for i in ids if self.is_live(self.rows[i])]
-            return [Change("delete", ids=live)] if live else []
-        rows = [self.rows[i] for i in ids]
-        back = [r for r in rows if r is not None and r.deleted and r.v == applied_seq]
-        back.sort(key=lambda r: r.z)
-        return [Change("add", row=r) for r in back]
-
-    @staticmethod
-    def is_live(row):
-        return row is not None and not row.deleted
+    def drop(self, pks: list[int]) -> None:
+        for chunk in in_chunks(pks):
+            Op.objects.filter(pk__in=chunk).update(history=History.DROPPED)
 
     def apply_changes(self, req, entry, changes, *, undo):
+        self.prefetch([i for change in changes for i in change.ids])
         self.ensure_room(sum(1 for c in changes if c.op == "add"))
         self.ensure_bytes(sum(self.growth(c) for c in changes))
         entries = [self.apply_change(req, change) for change in changes]
@@ -458,7 +387,7 @@ class Batch:
     def growth(self, change: Change) -> int:
         """How many live bytes a planned change adds (negative: frees)."""
         if change.op == "add":
-            return size(change.row.body)
+            return size(self.rows[change.ids[0]].body)
         if change.op == "delete":
             return -sum(size(self.rows[i].body) for i in change.ids)
         return size(self.updated_body(change)) - size(self.rows[change.ids[0]].body)
@@ -476,8 +405,9 @@ class Batch:
             row = self.rows[change.ids[0]]
             self.set_body(row, self.updated_body(change), change.versions, seq)
             return self.entry(req, seq, "update", id=row.element_id, set=change.fields)
-        self.restore(change.row, seq)
-        element = json.loads(element_text(change.row.body, change.row.v))
+        row = self.rows[change.ids[0]]
+        self.restore(row, seq)
+        element = json.loads(element_text(row.body, row.v))
         return self.entry(req, seq, "add", element=element)
 
     # -- writing ---------------------------------------------------------------
@@ -516,3 +446,15 @@ def megabytes(count: int) -> str:
     if count < 100 * 1024:
         return f"{count / 1024:.1f} kB"
     return f"{count / (1024 * 1024):.1f} MB"
+
+
+def nothing_left(*, undo: bool, too_long: bool) -> p.ProtocolError:
+    what = "undo" if undo else "redo"
+    error = p.NothingToUndo if undo else p.NothingToRedo
+    if too_long:
+        return error(
+            f"Nothing to {what} was found in the latest part of your history "
+            "on this board, which was too long to search at once; the part "
+            "searched is forgotten, so {what} again to search further back."
+        )
+    return error(f"There is nothing of yours left to {what} on this board.")

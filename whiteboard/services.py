@@ -19,7 +19,7 @@ from .access import board_role, session_keys
 from .changes import Batch, OpRequest, Outcome, named_elements
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
 from .models import Board, Membership, Op, Presence, ShareLink, random_slug
-from .protocol import Limits, frames
+from .protocol import REDO, UNDO, Limits, frames
 from .protocol.frames import OpsFrame
 
 
@@ -191,7 +191,7 @@ def ops_commit(*, board_id, requests, limits):
         committed = dict(
             Op.objects.filter(board=board, cid__in=cids).values_list("cid", "last_seq")
         )
-        batch = Batch(board, limits, committed)
+        batch = Batch(board, limits, committed, undo_scan=settings.WHITEBOARD_UNDO_SCAN)
         batch.find_redo_holders(r.author.actor for r in requests)
         batch.prefetch([i for r in requests for i in named_elements(r.op)])
         outcomes = [batch.handle(r) for r in requests]
@@ -201,25 +201,39 @@ def ops_commit(*, board_id, requests, limits):
     return CommitResult(outcomes, batch.ops_frames(), first, last)
 
 
-def ops_commit_boards(*, batches):
-    """Commit several boards' batches, (board_id, requests, limits) each, in one
-    transaction (see committer.py); a CommitResult or the exception per batch.
+def needs_own_transaction(requests: list[OpRequest]) -> bool:
+    """Whether a batch holds an undo or redo, whose history scan is heavier
+    than a plain op's: it is committed alone, so that no other board's ops wait
+    inside its transaction."""
+    return any(r.kind in (UNDO, REDO) for r in requests)
 
-    Each ops_commit runs in a savepoint of the outer transaction, so one batch's
-    failure undoes that batch only. Boards are locked in id order, so two
-    processes committing overlapping boards cannot deadlock.
+
+def ops_commit_boards(*, batches: list[tuple]) -> list:
+    """Commit several boards' batches, (board_id, requests, limits) each; a
+    CommitResult or the exception per batch (see committer.py).
+
+    The plain batches share one transaction, each in a savepoint, so one
+    batch's failure undoes that batch only; they lock their boards in id
+    order, so two processes committing overlapping boards cannot deadlock.
+    A batch holding an undo or redo then commits in a transaction of its own.
     """
+    order = sorted(range(len(batches)), key=lambda i: batches[i][0])
+    alone = [i for i in order if needs_own_transaction(batches[i][1])]
     results = [None] * len(batches)
     with transaction.atomic():
-        for i in sorted(range(len(batches)), key=lambda i: batches[i][0]):
-            board_id, requests, limits = batches[i]
-            try:
-                results[i] = ops_commit(
-                    board_id=board_id, requests=requests, limits=limits
-                )
-            except Exception as exc:  # handed to that board's hub
-                results[i] = exc
+        for i in order:
+            if i not in alone:
+                results[i] = commit_or_error(*batches[i])
+    for i in alone:
+        results[i] = commit_or_error(*batches[i])
     return results
+
+
+def commit_or_error(board_id: int, requests: list[OpRequest], limits: Limits):
+    try:
+        return ops_commit(board_id=board_id, requests=requests, limits=limits)
+    except Exception as exc:  # handed to that board's hub
+        return exc
 
 
 def board_clear(*, board, user, limits):

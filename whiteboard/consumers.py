@@ -183,9 +183,17 @@ class BoardConsumer(AsyncWebsocketConsumer):
                 if page.next_z is None:
                     return
                 after_z = page.next_z
-        batches = await self.fetch_ops(state.replay_after, state.seq)
-        for _, _, text in batches or [(None, None, frames.no_ops())]:
-            await self.send(text_data=text)
+        after, sent = state.replay_after, False
+        while after is not None:
+            page = await replay_page(
+                board_id=self.board_id, after=after, upto=state.seq
+            )
+            for frame in page.frames:
+                await self.send(text_data=frame.text)
+                sent = True
+            after = page.next_after
+        if not sent:  # `since` was the board's seq
+            await self.send(text_data=frames.no_ops())
 
     async def become_ready(self):
         """Pass on the events that arrived while the state was being sent."""

@@ -103,7 +103,8 @@ class Batch:
         self.committed[req.cid] = self.seq
         return Outcome(req.cid, first=first, last=self.seq)
 
-    def check(self, req):
+    def check(self, req: OpRequest) -> None:
+        """The checks before the op's own, in the protocol's order."""
         if req.rate_limited:
             raise p.RateLimited(
                 f"More than {self.limits.ops_per_second} ops per second: "
@@ -150,7 +151,8 @@ class Batch:
 
     # -- element rows --------------------------------------------------------
 
-    def prefetch(self, ids):
+    def prefetch(self, ids: list[str]) -> None:
+        """Read the rows of these ids: one query per history.IDS_PER_QUERY ids."""
         missing = list(dict.fromkeys(i for i in ids if i not in self.rows))
         for i in missing:
             self.rows[i] = None
@@ -319,7 +321,7 @@ class Batch:
                 f"is {megabytes(limit)}. Delete something first."
             )
 
-    def set_body(self, row, text: str, field_versions: dict, seq: int) -> None:
+    def set_body(self, row: Element, text: str, field_versions: dict, seq: int) -> None:
         """Store the element's new body; the given fields' versions change."""
         versions = json.loads(row.field_v)
         versions.update(field_versions)
@@ -327,7 +329,7 @@ class Batch:
         row.body, row.field_v, row.v = text, encode(versions), seq
         self.touch(row)
 
-    def erase(self, ids, seq):
+    def erase(self, ids: list[str], seq: int) -> None:
         for element_id in ids:
             row = self.rows[element_id]
             row.deleted, row.v = True, seq
@@ -335,7 +337,7 @@ class Batch:
             self.touch(row)
         self.live -= len(ids)
 
-    def restore(self, row, seq):
+    def restore(self, row: Element, seq: int) -> None:
         row.deleted, row.v = False, seq
         self.touch(row)
         self.live += 1
@@ -372,7 +374,9 @@ class Batch:
         for chunk in in_chunks(pks):
             Op.objects.filter(pk__in=chunk).update(history=History.DROPPED)
 
-    def apply_changes(self, req, entry, changes, *, undo):
+    def apply_changes(
+        self, req: OpRequest, entry: Op, changes: list[Change], *, undo: bool
+    ) -> None:
         self.prefetch([i for change in changes for i in change.ids])
         self.ensure_room(sum(1 for c in changes if c.op == "add"))
         self.ensure_bytes(sum(self.growth(c) for c in changes))
@@ -393,10 +397,11 @@ class Batch:
         return size(self.updated_body(change)) - size(self.rows[change.ids[0]].body)
 
     def updated_body(self, change: Change) -> str:
+        """The body of the row an update change names, with its fields set."""
         body = json.loads(self.rows[change.ids[0]].body)
         return encode({**body, **change.fields})
 
-    def apply_change(self, req, change):
+    def apply_change(self, req: OpRequest, change: Change) -> dict:
         seq = self.next_seq()
         if change.op == "delete":
             self.erase(change.ids, seq)

@@ -142,7 +142,9 @@ def _entries_within(
     return [Entries(e["seq"], e["seq"], encode(e)) for e in inside]
 
 
-def replay_from(*, board_id: int, since: int | None, seq: int, max_replay: int):
+def replay_from(
+    *, board_id: int, since: int | None, seq: int, max_replay: int
+) -> int | None:
     """The `since` to replay from for a client that has applied `since`, when
     the log holds every op since..seq; None when it gets a snapshot instead."""
     if since is None or since > seq or seq - since > max_replay:

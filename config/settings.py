@@ -318,6 +318,9 @@ DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE
 # Ops older than this many seqs are not replayed to a resuming client: it gets a
 # snapshot instead, which is smaller than a long replay.
 WHITEBOARD_MAX_REPLAY = env_int("WHITEBOARD_MAX_REPLAY", 2000)
+# At most this many history entries are searched by one undo or redo (the
+# board's write lock is held meanwhile); beyond it the answer is nothing_to_undo.
+WHITEBOARD_UNDO_SCAN = env_int("WHITEBOARD_UNDO_SCAN", 2000)
 # How often a board broadcasts coalesced ops and volatile messages (ms).
 WHITEBOARD_TICK_MS = env_int("WHITEBOARD_TICK_MS", 25)
 

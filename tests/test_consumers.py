@@ -98,8 +98,9 @@ def seed(board, *frames, author=SEEDER):
 def board_state(board):
     """(seq, live elements in stacking order) as stored."""
     fresh = Board.objects.get(pk=board.pk)
-    frames = selectors.snapshot_frames(fresh, fresh.seq)
-    elements = [e for frame in frames for e in json.loads(frame)["elements"]]
+    page = selectors.snapshot_page(board_id=fresh.pk, seq=fresh.seq, after_z=None)
+    assert page.next_z is None
+    elements = [e for frame in page.frames for e in json.loads(frame)["elements"]]
     return fresh.seq, elements
 
 
@@ -323,7 +324,7 @@ async def test_big_board_snapshot_is_split_over_frames_with_one_seq(board, new_c
     assert [f["type"] for f in frames] == ["snapshot"] * len(frames)
     assert {f["seq"] for f in frames} == {300}
     assert [f["more"] for f in frames] == [True] * (len(frames) - 1) + [False]
-    assert all(len(text.encode()) <= selectors.FRAME_BYTES + 100 for text in raw)
+    assert all(len(text.encode()) <= p.FRAME_BUDGET + 100 for text in raw)
     got = [e for f in frames for e in f["elements"]]
     assert [e["id"] for e in got] == [f"t{i}" for i in range(300)]
     assert got[7] == stored(elements[7], v=8, by="Seeder")

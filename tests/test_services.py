@@ -68,7 +68,12 @@ def committed(board, *requests):
     """Commit, insisting that every request was applied; return the op entries."""
     result = commit(board, *requests)
     assert [o.error for o in result.outcomes] == [None] * len(requests)
-    return json.loads(result.frame)["ops"]
+    return ops_of(result)
+
+
+def ops_of(result):
+    """The op entries of every frame of a commit, in order."""
+    return [e for frame in result.frames for e in json.loads(frame.text)["ops"]]
 
 
 def codes(result):
@@ -109,7 +114,7 @@ def test_batch_assigns_consecutive_seqs_around_refused_ops(board):
     firsts = [(o.first, o.last) for o in result.outcomes if o.error is None]
     assert firsts == [(1, 1), (2, 2), (3, 3), (4, 4)]
     assert (result.first, result.last) == (1, 4)
-    ops = json.loads(result.frame)["ops"]
+    ops = ops_of(result)
     assert [e["seq"] for e in ops] == [1, 2, 3, 4]
     stored = list(Op.objects.filter(board=board).order_by("seq"))
     assert [(o.seq, o.last_seq) for o in stored] == [(1, 1), (2, 2), (3, 3), (4, 4)]
@@ -134,7 +139,7 @@ def test_duplicate_cid_in_one_batch_is_acked_with_the_seq_it_produced(board):
     result = commit(board, add(rect("r0")), first, again)
     assert codes(result) == ["ok", "ok", "ack"]
     assert (result.outcomes[2].ack, result.outcomes[2].last) == (True, 2)
-    assert [e["cid"] for e in json.loads(result.frame)["ops"]] == [
+    assert [e["cid"] for e in ops_of(result)] == [
         result.outcomes[0].cid,
         first.cid,
     ]
@@ -148,7 +153,7 @@ def test_cid_committed_in_an_earlier_batch_is_acked_before_any_other_check(board
     again.cid = first.cid
     result = commit(board, again)
     assert codes(result) == ["ack"] and result.outcomes[0].last == 1
-    assert result.frame is None and result.first is None
+    assert result.frames == [] and result.first is None
 
 
 @pytest.mark.parametrize(
@@ -174,7 +179,7 @@ def test_refused_op_changes_no_row_at_all(board, make, code):
     before = everything(board)
     result = commit(board, make())
     assert codes(result) == [code]
-    assert result.frame is None and result.first is None
+    assert result.frames == [] and result.first is None
     assert everything(board) == before
 
 
@@ -281,7 +286,7 @@ def test_board_clear_is_an_op_without_sid_that_nobody_can_undo(
     Board.objects.filter(pk=board.pk).update(locked=True)
     board.refresh_from_db()
     result = services.board_clear(board=board, user=staff, limits=LIMITS)
-    [entry] = json.loads(result.frame)["ops"]
+    [entry] = ops_of(result)
     assert entry == {
         "op": "clear",
         "seq": 2,

@@ -79,6 +79,7 @@ class BoardAdmin(admin.ModelAdmin):
         "who_can_open",
         "seq",
         "live_elements",
+        "live_bytes",
         "created_at",
         "changed_at",
     ]

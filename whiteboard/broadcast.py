@@ -9,6 +9,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from .models import board_group
+from .protocol.frames import OpsFrame
 
 OPS = "board.ops"
 VOLATILE = "board.volatile"
@@ -30,9 +31,9 @@ HANDLERS = {
 }
 
 
-def ops_event(frame, first, last):
+def ops_event(frame: OpsFrame) -> dict:
     # The frame is encoded once per batch; receivers forward the text as is.
-    return {"type": OPS, "first": first, "last": last, "text": frame}
+    return {"type": OPS, "first": frame.first, "last": frame.last, "text": frame.text}
 
 
 def meta_event(board):
@@ -62,9 +63,10 @@ def publish(slug, event):
     async_to_sync(get_channel_layer().group_send)(board_group(slug), event)
 
 
-def publish_ops(slug, frame, first, last):
-    if frame is not None:
-        publish(slug, ops_event(frame, first, last))
+def publish_ops(slug: str, frames: list[OpsFrame]) -> None:
+    """One ops event per frame, in seq order (a batch may need several)."""
+    for frame in frames:
+        publish(slug, ops_event(frame))
 
 
 def publish_board(board):

@@ -6,12 +6,19 @@ checked completely before it mutates anything: a refused op changes nothing.
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+
+from . import access
 from . import protocol as p
+from .history import Change, HistoryScan, in_chunks
 from .identity import Author
 from .models import Element, History, Op
-from .protocol.frames import element_text, encode
+from .protocol import frames
+from .protocol.frames import element_text, encode, size
 from .rows import insert_rows
 
 ELEMENT_FIELDS = ("v", "deleted", "body", "field_v")
@@ -40,6 +47,10 @@ class OpRequest:
     rate_limited: bool = False
     # False for a resend of a cid still in flight: it took no rate token.
     counted: bool = True
+    # The connection's share keys, and the board's access version when its role
+    # was decided (None: not a connection, e.g. the admin); see Batch.check.
+    keys: tuple[str, ...] = ()
+    access_version: int | None = None
 
 
 @dataclass
@@ -53,35 +64,30 @@ class Outcome:
     error: p.ProtocolError | None = None
 
 
-@dataclass
-class Change:
-    """One op entry to produce: `delete` ids, `update` fields, or `add` a row back."""
-
-    op: str
-    ids: list = field(default_factory=list)
-    fields: dict = field(default_factory=dict)
-    versions: dict = field(default_factory=dict)
-    row: Element | None = None
-
-
 class Batch:
     """Applies a sequence of requests to a locked board and collects the log."""
 
-    def __init__(self, board, limits, committed):
+    def __init__(self, board, limits, committed, *, undo_scan: int = 2000):
         self.board = board
         self.limits = limits
+        # At most this many history entries are read per undo or redo.
+        self.undo_scan = undo_scan
         self.seq = board.seq
         self.live = board.live_elements
+        self.bytes = board.live_bytes
         self.first_seq = board.seq + 1
         self.committed = committed  # cid -> last seq, from the log
-        self.rows = {}  # element id -> Element or None (known absent)
-        self.new_rows = []
-        self.dirty = {}
-        self.new_ops = []
-        self.entry_texts = []
+        self.rows: dict[str, Any] = {}  # element id -> Element, or None: absent
+        self.new_rows: list[Element] = []
+        self.dirty: dict[int, Element] = {}
+        self.new_ops: list[Op] = []
+        # The committed op entries, as pieces that ops_frames packs into frames.
+        self.pieces: list[frames.Entries] = []
+        # (actor, keys) -> the role re-decided at commit, or None (no access).
+        self.roles: dict[tuple, str | None] = {}
         # Actors of this batch who may have a redo list to empty; found with one
         # query per batch instead of one UPDATE per op (see find_redo_holders).
-        self.redo_holders = set()
+        self.redo_holders: set[str] = set()
 
     # -- entry point ---------------------------------------------------------
 
@@ -98,28 +104,61 @@ class Batch:
         self.committed[req.cid] = self.seq
         return Outcome(req.cid, first=first, last=self.seq)
 
-    def check(self, req):
+    def check(self, req: OpRequest) -> None:
+        """The checks before the op's own, in the protocol's order."""
         if req.rate_limited:
             raise p.RateLimited(
                 f"More than {self.limits.ops_per_second} ops per second: "
                 "this op was not applied; send it again a little later."
             )
         if not req.author.moderator:
-            if req.author.role == "viewer":
+            if self.role_is_stale(req):
+                if self.current_role(req) in (None, "viewer"):
+                    raise p.AccessChanged()
+            elif req.author.role == "viewer":
                 raise p.Forbidden("You can view this board but not change it.")
             if self.board.locked:
                 raise p.Forbidden("This board is locked: nobody can change it.")
         if req.error is not None:
             raise req.error
 
+    def role_is_stale(self, req: OpRequest) -> bool:
+        """Whether the board's access rules changed since the role was decided."""
+        held = req.access_version
+        return held is not None and held != self.board.access_version
+
+    def current_role(self, req: OpRequest) -> str | None:
+        """The author's role under the rules of the locked board row, or None.
+
+        Decided here, not only by the best-effort event that tells open
+        connections: a member removed while that event was lost is refused.
+        """
+        key = (req.author.actor, req.keys)
+        if key not in self.roles:
+            self.roles[key] = self.decide_role(req.author.user_id, req.keys)
+        return self.roles[key]
+
+    def decide_role(self, user_id: int | None, keys: tuple[str, ...]) -> str | None:
+        if user_id is None:
+            user = AnonymousUser()
+        else:
+            user = get_user_model().objects.filter(pk=user_id).first()
+            if user is None:  # the account was deleted
+                return None
+        try:
+            return access.board_role(self.board, user, keys)
+        except p.Refusal:
+            return None
+
     # -- element rows --------------------------------------------------------
 
-    def prefetch(self, ids):
-        missing = [i for i in ids if i not in self.rows]
+    def prefetch(self, ids: list[str]) -> None:
+        """Read the rows of these ids: one query per history.IDS_PER_QUERY ids."""
+        missing = list(dict.fromkeys(i for i in ids if i not in self.rows))
         for i in missing:
             self.rows[i] = None
-        if missing:
-            for row in Element.objects.filter(board=self.board, element_id__in=missing):
+        for chunk in in_chunks(missing):
+            for row in Element.objects.filter(board=self.board, element_id__in=chunk):
                 self.rows[row.element_id] = row
 
     def row(self, element_id):
@@ -166,7 +205,7 @@ class Batch:
             )
         )
         if entries:
-            self.entry_texts.append(text[1:-1])
+            self.pieces.extend(frames.entries_of(entries[0]["seq"], self.seq, text))
 
     def find_redo_holders(self, actors):
         """Which of these actors have undone entries that a new op would drop."""
@@ -194,19 +233,22 @@ class Batch:
                 "board; ids are never reused. Choose a new id."
             )
         self.ensure_room(1)
-        seq = self.next_seq()
         body = {**element, "by": req.author.by}
+        text = encode(body)
+        self.ensure_bytes(size(text))
+        seq = self.next_seq()
         row = Element(
             board=self.board,
             element_id=element["id"],
             kind=element["kind"],
             z=seq,
             v=seq,
-            body=encode(body),
+            body=text,
         )
         self.rows[row.element_id] = row
         self.new_rows.append(row)
         self.live += 1
+        self.bytes += size(text)
         full = {**body, "v": seq}
         self.finish_user_op(
             req, [self.entry(req, seq, "add", element=full)], row.element_id
@@ -222,8 +264,10 @@ class Batch:
         before = {name: body.get(name) for name in op.set}
         versions = json.loads(row.field_v)
         before_v = {name: versions.get(name, row.z) for name in op.set}
+        text = encode({**body, **op.set})
+        self.ensure_bytes(size(text) - size(row.body))
         seq = self.next_seq()
-        self.set_fields(row, body, op.set, seq)
+        self.set_body(row, text, dict.fromkeys(op.set, seq), seq)
         entry = self.entry(req, seq, "update", id=op.id, set=op.set)
         undo = {"id": op.id, "set": op.set, "before": before, "before_v": before_v}
         self.record(req, [entry], undo=undo)
@@ -249,7 +293,7 @@ class Batch:
         for row in self.rows.values():
             if row is not None and not row.deleted:
                 row.deleted, row.v = True, seq
-        self.live = 0
+        self.live = self.bytes = 0
         entry = self.entry(req, seq, "clear")
         undo = {"ids": ids} if req.author.sid is not None else None
         self.record(req, [entry], undo=undo)
@@ -269,25 +313,36 @@ class Batch:
                 f"{self.limits.max_elements}. Delete something first."
             )
 
-    def set_fields(self, row, body, values, seq, field_versions=None):
-        """Write `values`; each field's version becomes `seq` unless given."""
-        body.update(values)
+    def ensure_bytes(self, growth: int) -> None:
+        """Refuse a change that takes the live bytes past the board's quota."""
+        limit = self.limits.max_board_bytes
+        if growth > 0 and self.bytes + growth > limit:
+            raise p.BoardFull(
+                f"This board holds {megabytes(self.bytes)} of drawings; the limit "
+                f"is {megabytes(limit)}. Delete something first."
+            )
+
+    def set_body(self, row: Element, text: str, field_versions: dict, seq: int) -> None:
+        """Store the element's new body; the given fields' versions change."""
         versions = json.loads(row.field_v)
-        versions.update(field_versions or dict.fromkeys(values, seq))
-        row.body, row.field_v, row.v = encode(body), encode(versions), seq
+        versions.update(field_versions)
+        self.bytes += size(text) - size(row.body)
+        row.body, row.field_v, row.v = text, encode(versions), seq
         self.touch(row)
 
-    def erase(self, ids, seq):
+    def erase(self, ids: list[str], seq: int) -> None:
         for element_id in ids:
             row = self.rows[element_id]
             row.deleted, row.v = True, seq
+            self.bytes -= size(row.body)
             self.touch(row)
         self.live -= len(ids)
 
-    def restore(self, row, seq):
+    def restore(self, row: Element, seq: int) -> None:
         row.deleted, row.v = False, seq
         self.touch(row)
         self.live += 1
+        self.bytes += size(row.body)
 
     # -- undo and redo ---------------------------------------------------------
 
@@ -297,95 +352,35 @@ class Batch:
     def apply_redo(self, req):
         self.replay_history(req, undo=False)
 
-    def replay_history(self, req, *, undo):
-        """Undo (or redo) the author's latest entry that still has an effect."""
-        self.flush()
-        state = History.DONE if undo else History.UNDONE
-        order = "-seq" if undo else "seq"
-        skipped = []
-        candidates = Op.objects.filter(
-            board=self.board, actor=req.author.actor, history=state
-        ).order_by(order)
-        while chunk := list(candidates[len(skipped) : len(skipped) + 50]):
-            for entry in chunk:
-                changes = self.plan(entry, undo=undo)
-                if changes:
-                    self.apply_changes(req, entry, changes, undo=undo)
-                    self.drop(skipped)
-                    return
-                skipped.append(entry.pk)
-        if undo:
-            raise p.NothingToUndo(
-                "There is nothing of yours left to undo on this board."
-            )
-        raise p.NothingToRedo("There is nothing of yours left to redo on this board.")
+    def replay_history(self, req: OpRequest, *, undo: bool) -> None:
+        """Undo (or redo) the author's latest entry that still has an effect.
 
-    def drop(self, pks):
-        if pks:
-            Op.objects.filter(pk__in=pks).update(history=History.DROPPED)
-
-    def plan(self, entry, *, undo):
-        data = json.loads(entry.undo)
-        if entry.kind == p.ADD:
-            return self.plan_add(data["id"], entry.applied_seq, undo=undo)
-        if entry.kind == p.UPDATE:
-            return self.plan_update(entry, data, undo=undo)
-        return self.plan_erase(data["ids"], entry.applied_seq, undo=undo)
-
-    def plan_add(self, element_id, applied_seq, *, undo):
-        row = self.row(element_id)
-        if undo:
-            return [Change("delete", ids=[element_id])] if self.is_live(row) else []
-        if row is not None and row.deleted and row.v == applied_seq:
-            return [Change("add", row=row)]
-        return []
-
-    def plan_update(self, entry, data, *, undo):
-        """Revert (or re-apply) only the fields nobody else has written since.
-
-        A field's version is the seq of the update whose value it holds (its
-        add's seq at first). Undo puts back the value and the version from before
-        the update, so that the user's previous update on the same field is
-        again the last writer and can be undone next; redo the reverse.
+        Entries passed over are marked dropped even when the request then
+        fails (a full board, a scan over its limit): they have nothing left to
+        revert, and the next request need not read them again.
         """
-        row = self.live_row(data["id"])
-        if row is None:
-            return []
-        versions = json.loads(row.field_v)
-        before_v = data.get("before_v", {})
-        if undo:
-            current = dict.fromkeys(data["set"], entry.seq)
-            target, target_v = data["before"], before_v
-        else:
-            current, target = before_v, data["set"]
-            target_v = dict.fromkeys(target, entry.seq)
-        names = [k for k in target if versions.get(k, row.z) == current.get(k)]
-        if not names:
-            return []
-        fields = {k: target[k] for k in names}
-        field_versions = {k: target_v.get(k, row.z) for k in names}
-        return [
-            Change(
-                "update", ids=[row.element_id], fields=fields, versions=field_versions
-            )
-        ]
+        self.flush()
+        scan = HistoryScan(self.board, self.rows, self.undo_scan)
+        try:
+            found = scan.latest(req.author.actor, undo=undo)
+            if found is None:
+                raise nothing_left(undo=undo, too_long=scan.too_long)
+            self.apply_changes(req, *found, undo=undo)
+        except p.ProtocolError:
+            self.drop(scan.skipped)
+            raise
+        self.drop(scan.skipped)
 
-    def plan_erase(self, ids, applied_seq, *, undo):
-        self.prefetch(ids)
-        if not undo:
-            live = [i for i in ids if self.is_live(self.rows[i])]
-            return [Change("delete", ids=live)] if live else []
-        rows = [self.rows[i] for i in ids]
-        back = [r for r in rows if r is not None and r.deleted and r.v == applied_seq]
-        back.sort(key=lambda r: r.z)
-        return [Change("add", row=r) for r in back]
+    def drop(self, pks: list[int]) -> None:
+        for chunk in in_chunks(pks):
+            Op.objects.filter(pk__in=chunk).update(history=History.DROPPED)
 
-    @staticmethod
-    def is_live(row):
-        return row is not None and not row.deleted
-
-    def apply_changes(self, req, entry, changes, *, undo):
+    def apply_changes(
+        self, req: OpRequest, entry: Op, changes: list[Change], *, undo: bool
+    ) -> None:
+        self.prefetch([i for change in changes for i in change.ids])
         self.ensure_room(sum(1 for c in changes if c.op == "add"))
+        self.ensure_bytes(sum(self.growth(c) for c in changes))
         entries = [self.apply_change(req, change) for change in changes]
         entry.history = History.UNDONE if undo else History.DONE
         entry.applied_seq = entries[0]["seq"]
@@ -394,18 +389,31 @@ class Batch:
         if undo:
             self.redo_holders.add(req.author.actor)
 
-    def apply_change(self, req, change):
+    def growth(self, change: Change) -> int:
+        """How many live bytes a planned change adds (negative: frees)."""
+        if change.op == "add":
+            return size(self.rows[change.ids[0]].body)
+        if change.op == "delete":
+            return -sum(size(self.rows[i].body) for i in change.ids)
+        return size(self.updated_body(change)) - size(self.rows[change.ids[0]].body)
+
+    def updated_body(self, change: Change) -> str:
+        """The body of the row an update change names, with its fields set."""
+        body = json.loads(self.rows[change.ids[0]].body)
+        return encode({**body, **change.fields})
+
+    def apply_change(self, req: OpRequest, change: Change) -> dict:
         seq = self.next_seq()
         if change.op == "delete":
             self.erase(change.ids, seq)
             return self.entry(req, seq, "delete", ids=change.ids)
         if change.op == "update":
             row = self.rows[change.ids[0]]
-            body = json.loads(row.body)
-            self.set_fields(row, body, change.fields, seq, change.versions)
+            self.set_body(row, self.updated_body(change), change.versions, seq)
             return self.entry(req, seq, "update", id=row.element_id, set=change.fields)
-        self.restore(change.row, seq)
-        element = json.loads(element_text(change.row.body, change.row.v))
+        row = self.rows[change.ids[0]]
+        self.restore(row, seq)
+        element = json.loads(element_text(row.body, row.v))
         return self.entry(req, seq, "add", element=element)
 
     # -- writing ---------------------------------------------------------------
@@ -429,10 +437,30 @@ class Batch:
         if self.seq != self.board.seq:
             self.board.seq = self.seq
             self.board.live_elements = self.live
-            self.board.save(update_fields=["seq", "live_elements", "changed_at"])
+            self.board.live_bytes = self.bytes
+            fields = ["seq", "live_elements", "live_bytes", "changed_at"]
+            self.board.save(update_fields=fields)
 
-    def frame(self):
-        """The one `ops` frame that carries everything this batch committed."""
-        if not self.entry_texts:
-            return None
-        return '{"type":"ops","ops":[' + ",".join(self.entry_texts) + "]}"
+    def ops_frames(self) -> list[frames.OpsFrame]:
+        """The `ops` frames that carry everything this batch committed, in seq
+        order, each within the protocol's frame size (PROTOCOL.md, "Frame size")."""
+        return list(frames.ops_frames(self.pieces))
+
+
+def megabytes(count: int) -> str:
+    """A byte count as people read it: MB, or kB below a tenth of one."""
+    if count < 100 * 1024:
+        return f"{count / 1024:.1f} kB"
+    return f"{count / (1024 * 1024):.1f} MB"
+
+
+def nothing_left(*, undo: bool, too_long: bool) -> p.ProtocolError:
+    what = "undo" if undo else "redo"
+    error = p.NothingToUndo if undo else p.NothingToRedo
+    if too_long:
+        return error(
+            f"Nothing to {what} was found in the latest part of your history "
+            "on this board, which was too long to search at once; the part "
+            "searched is forgotten, so {what} again to search further back."
+        )
+    return error(f"There is nothing of yours left to {what} on this board.")

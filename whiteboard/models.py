@@ -58,6 +58,11 @@ class Board(models.Model):
     )
     seq = models.BigIntegerField(default=0, editable=False)
     live_elements = models.IntegerField(default=0, editable=False)
+    # UTF-8 bytes of the live elements' stored bodies: the storage quota's count.
+    live_bytes = models.BigIntegerField(default=0, editable=False)
+    # Bumped by every change of who may do what (services.board_access_changed):
+    # a commit re-decides the author's role when its connection's is older.
+    access_version = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     changed_at = models.DateTimeField(auto_now=True)
 
@@ -159,6 +164,18 @@ class ShareLink(models.Model):
     def set_key(self, key):
         self.digest = share_key_digest(key)
         self.hint = key[:6]
+
+
+class OctetLength(models.Func):
+    """The UTF-8 length of a text column: what the storage quota and the byte
+    budget of a page of state count (LENGTH counts characters)."""
+
+    function = "OCTET_LENGTH"
+    output_field = models.BigIntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        template = "LENGTH(CAST(%(expressions)s AS BLOB))"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 def board_group(slug):

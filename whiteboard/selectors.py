@@ -1,96 +1,168 @@
 """Reads: board state for a joining client, replays, and who is on a board.
 
-Frames are assembled from stored JSON text, so a large board is served without
-decoding and re-encoding every element.
+The state of a board is read in pages, each one bounded query (keyset
+pagination on `z` or `seq`), so that serving a big board to several joining
+clients at once never holds it whole in memory. Frames are assembled from the
+stored JSON text, so no element is decoded and re-encoded.
 """
 
 import json
+from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    F,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.expressions import RowRange
+from django.db.models.functions import Greatest, Least
 
-from .models import Board, Element, Op, Presence
+from .models import Board, Element, OctetLength, Op, Presence
 from .protocol import frames
-from .protocol.frames import element_text, encode
+from .protocol.frames import Entries, OpsFrame, element_text, encode
 
-FRAME_BYTES = 256 * 1024
+# A page holds about this many bytes of stored text (plus one row), and at
+# most PAGE_ROWS rows.
+PAGE_BYTES = 1024 * 1024
+PAGE_ROWS = 2000
 
 
 def board_by_slug(slug):
     return Board.objects.select_related("owner").filter(slug=slug).first()
 
 
-def board_info(board, role):
-    return {
-        "slug": board.slug,
-        "title": board.title,
-        "role": role,
-        "locked": board.locked,
-    }
+def _budgeted(
+    rows: QuerySet, *, order: str, fields: tuple[str, ...], text: str, max_bytes: int
+) -> tuple[list[tuple], bool]:
+    """The first `rows` in `order` whose `text` adds up to `max_bytes` (the row
+    that crosses it included), and whether more rows follow; one query.
 
-
-def _chunks(items, budget):
-    """Split encoded items into runs of at most `budget` characters (one at least)."""
-    chunk, size = [], 0
-    for item in items:
-        if chunk and size + len(item) > budget:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += len(item) + 1
-    yield chunk
-
-
-def snapshot_frames(board, seq, *, budget=FRAME_BYTES):
-    """The board's live elements in stacking order, as `snapshot` frames."""
-    rows = (
-        Element.objects.live()
-        .filter(board=board)
-        .order_by("z")
-        .values_list("body", "v")
-        .iterator(chunk_size=2000)
+    The database reads at most PAGE_ROWS + 1 rows (the one past them only says
+    that more follow) and sends only the rows within the budget.
+    """
+    window = rows.order_by(order).values("pk")[: PAGE_ROWS + 1]
+    before = Window(
+        Sum(OctetLength(text)), order_by=F(order).asc(), frame=RowRange(None, -1)
     )
-    items = (element_text(body, v) for body, v in rows)
-    chunks = list(_chunks(items, budget))
-    head = f'{{"type":"snapshot","seq":{seq},"elements":['
-    return [
-        head
-        + ",".join(chunk)
-        + f'],"more":{"true" if i < len(chunks) - 1 else "false"}}}'
-        for i, chunk in enumerate(chunks)
+    page = (
+        rows.model.objects.filter(pk__in=window)
+        .annotate(before=before, fetched=Window(Count("pk")))
+        .filter(Q(before__lt=max_bytes) | Q(before__isnull=True))
+        .order_by(order)
+        .values_list(*fields, "fetched")
+    )
+    found = list(page)
+    fetched = found[0][-1] if found else 0
+    more = fetched > len(found) or len(found) > PAGE_ROWS
+    return [row[:-1] for row in found[:PAGE_ROWS]], more
+
+
+# -- snapshots ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    """`snapshot` frames of one page; `next_z` is where the next page starts,
+    None once this page holds the last frame (`"more":false`)."""
+
+    frames: list[str]
+    next_z: int | None
+
+
+def snapshot_page(
+    *, board_id: int, seq: int, after_z: int | None, max_bytes: int = PAGE_BYTES
+) -> SnapshotPage:
+    """The live elements above `after_z` (None: from the bottom) in stacking
+    order, as complete `snapshot` frames all saying `seq`.
+
+    Read the seq before the first page: whatever is committed while the pages
+    are read reaches the client both ways, and clients ignore the older one.
+    """
+    live = Element.objects.live().filter(board_id=board_id)
+    if after_z is not None:
+        live = live.filter(z__gt=after_z)
+    rows, more = _budgeted(
+        live, order="z", fields=("z", "body", "v"), text="body", max_bytes=max_bytes
+    )
+    texts = [element_text(body, v) for _, body, v in rows]
+    page = list(frames.snapshot_frames(seq, texts, final=not more))
+    return SnapshotPage(page, rows[-1][0] if more else None)
+
+
+# -- replays --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayPage:
+    """`ops` frames of one page of the log; `next_after` is the `after` of the
+    next page, None once `upto` is reached."""
+
+    frames: list[OpsFrame]
+    next_after: int | None
+
+
+def replay_page(
+    *, board_id: int, after: int, upto: int, max_bytes: int = PAGE_BYTES
+) -> ReplayPage:
+    """The op entries with after < seq <= upto in seq order, as `ops` frames.
+
+    Serves a resuming client (`?since=`) and a connection that missed a
+    broadcast (a gap); an op that spans `after` or `upto` gives only the
+    entries inside.
+    """
+    ops = Op.objects.filter(board_id=board_id, last_seq__gt=after, seq__lte=upto)
+    rows, more = _budgeted(
+        ops,
+        order="seq",
+        fields=("seq", "last_seq", "entries"),
+        text="entries",
+        max_bytes=max_bytes,
+    )
+    pieces = [
+        piece
+        for first, last, text in rows
+        for piece in _entries_within(first, last, text, after, upto)
     ]
+    reached = min(rows[-1][1], upto) if rows else upto
+    next_after = reached if more and reached < upto else None
+    return ReplayPage(list(frames.ops_frames(pieces)), next_after)
 
 
-def op_entries_after(board, after, upto):
-    """Encoded op entries with after < seq <= upto in seq order, and their count."""
-    rows = (
-        Op.objects.filter(board=board, last_seq__gt=after, seq__lte=upto)
-        .order_by("seq")
-        .values_list("seq", "last_seq", "entries")
-    )
-    items, count = [], 0
-    for first, last, text in rows:
-        count += min(last, upto) - max(first - 1, after)
-        if first > after and last <= upto:
-            items.append(text[1:-1])
-        else:
-            entries = json.loads(text)
-            items.extend(encode(e) for e in entries if after < e["seq"] <= upto)
-    return items, count
+def _entries_within(
+    first: int, last: int, text: str, after: int, upto: int
+) -> list[Entries]:
+    if first > after and last <= upto:
+        return frames.entries_of(first, last, text)
+    inside = [e for e in json.loads(text) if after < e["seq"] <= upto]
+    return [Entries(e["seq"], e["seq"], encode(e)) for e in inside]
 
 
-def ops_frames(items, *, budget=FRAME_BYTES):
-    chunks = _chunks(items, budget)
-    return ['{"type":"ops","ops":[' + ",".join(chunk) + "]}" for chunk in chunks]
-
-
-def catch_up_frames(board, since, seq, *, max_replay):
-    """Replay frames for a client that has applied `since`, or None for a snapshot."""
+def replay_from(
+    *, board_id: int, since: int | None, seq: int, max_replay: int
+) -> int | None:
+    """The `since` to replay from for a client that has applied `since`, when
+    the log holds every op since..seq; None when it gets a snapshot instead."""
     if since is None or since > seq or seq - since > max_replay:
         return None
-    items, count = op_entries_after(board, since, seq)
-    if count != seq - since:
-        return None  # part of the log is missing: only a snapshot is complete
-    return ops_frames(items)
+    if since == seq or log_covers(board_id=board_id, after=since, upto=seq):
+        return since
+    return None
+
+
+def log_covers(*, board_id: int, after: int, upto: int) -> bool:
+    """Whether the log holds every seq after..upto, counted by one aggregate."""
+    inside = Least(F("last_seq"), Value(upto)) - Greatest(F("seq") - 1, Value(after))
+    ops = Op.objects.filter(board_id=board_id, last_seq__gt=after, seq__lte=upto)
+    total = ops.aggregate(n=Sum(inside, output_field=BigIntegerField()))["n"]
+    return (total or 0) == upto - after
+
+
+# -- who is on a board -------------------------------------------------------------
 
 
 def presence_users(board, *, exclude_sid, fresh_after):
@@ -101,25 +173,6 @@ def presence_users(board, *, exclude_sid, fresh_after):
         {"sid": sid, "name": name, "color": color}
         for sid, name, color in rows.values_list("sid", "name", "color")
     ]
-
-
-def ops_gap(*, board_id, after, upto):
-    """The ops with after < seq <= upto as `ops` frames (see frames.FRAME_BUDGET)."""
-    rows = (
-        Op.objects.filter(board_id=board_id, last_seq__gt=after, seq__lte=upto)
-        .order_by("seq")
-        .values_list("seq", "last_seq", "entries")
-    )
-    pieces = []
-    for first, last, text in rows:
-        if first > after and last <= upto:
-            pieces.extend(frames.entries_of(first, last, text))
-        else:
-            entries = [e for e in json.loads(text) if after < e["seq"] <= upto]
-            pieces.extend(
-                frames.Entries(e["seq"], e["seq"], encode(e)) for e in entries
-            )
-    return list(frames.ops_frames(pieces))
 
 
 def board_seqs(*, board_ids):

@@ -10,38 +10,40 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
 from . import broadcast, selectors
 from .access import board_role, session_keys
-from .changes import Batch, OpRequest, named_elements
+from .changes import Batch, OpRequest, Outcome, named_elements
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
 from .models import Board, Membership, Op, Presence, ShareLink, random_slug
-from .protocol import Limits
+from .protocol import REDO, UNDO, Limits, frames
 from .protocol.frames import OpsFrame
 
 
 @dataclass
 class Joined:
-    """Everything a newly admitted connection sends before any live frame."""
+    """A newly admitted connection: its `welcome` frame, then its state, a
+    snapshot at `seq` or, when `replay_after` is not None, the ops after it."""
 
-    welcome: dict
-    frames: list
+    welcome: str
+    seq: int
+    board: dict
+    users: list[dict]
+    replay_after: int | None
 
 
 @dataclass
 class CommitResult:
-    outcomes: list
-    frame: str | None
+    """One board's committed batch: an outcome per request, and the `ops` frames
+    (seqs `first`..`last`, consecutive, in order) to broadcast once committed."""
+
+    outcomes: list[Outcome]
+    frames: list[OpsFrame]
     first: int | None
     last: int | None
-
-    @property
-    def frames(self):
-        if self.frame is None:
-            return []
-        return [OpsFrame(self.first, self.last, self.frame)]
 
 
 def current_limits():
@@ -87,35 +89,56 @@ def presence_cutoff(heartbeat_seconds):
 
 @dataclass
 class Admission:
+    """An admitted connection. `access_version` is the board's when its role was
+    decided; its ops carry it, so that a commit re-checks a stale role."""
+
     board: Board
     role: str
     author: Author
     color: str
     keys: tuple
+    access_version: int
 
 
-def board_admit(*, slug, user, session, sid):
+def board_admit(*, slug, user, session, sid) -> Admission:
     """Decide access (raising Refusal) before the connection sees any board data."""
+    # The version is read (with the board) before the role is decided: a change
+    # in between leaves it stale, and the next commit re-decides.
     board = selectors.board_by_slug(slug)
     keys = session_keys(session, board) if board is not None else ()
     role = board_role(board, user, keys)
     author, color = connection_author(user=user, session=session, sid=sid, role=role)
-    return Admission(board, role, author, color, keys)
+    return Admission(board, role, author, color, keys, board.access_version)
 
 
-def connection_recheck(*, board_id, sid, user, keys):
+def connection_recheck(*, board_id, sid, user, keys) -> tuple[str, int]:
     """Re-decide an open connection's role after the board's access changed.
 
     Returns the role (also written to its presence row, which the admin shows)
-    or raises the Refusal that now applies.
+    and the access version it was decided at, or raises the Refusal that now
+    applies.
     """
-    role = board_role(Board.objects.filter(pk=board_id).first(), user, keys)
+    board = Board.objects.filter(pk=board_id).first()
+    role = board_role(board, user, keys)
     Presence.objects.filter(sid=sid).exclude(role=role).update(role=role)
-    return role
+    return role, board.access_version
 
 
-def board_join(*, admission, channel_name, server, since, limits, max_replay):
-    """Register the connection's presence and read what it must receive first."""
+def board_join(
+    *,
+    admission: "Admission",
+    channel_name: str,
+    server: str,
+    since: int | None,
+    limits: Limits,
+    max_replay: int,
+) -> Joined:
+    """Register the connection's presence and decide what it must receive first.
+
+    The state itself is read afterwards, page by page (`selectors.snapshot_page`
+    or `selectors.replay_page` from `replay_after`), so that a big board is
+    never held whole in memory.
+    """
     board, author = admission.board, admission.author
     Presence.objects.create(
         board=board,
@@ -136,19 +159,17 @@ def board_join(*, admission, channel_name, server, since, limits, max_replay):
     # The seq is read before the elements: anything committed in between shows
     # up in both, and clients ignore an op whose seq is not above the element's v.
     board.refresh_from_db(fields=["seq", "title", "locked"])
-    frames = selectors.catch_up_frames(board, since, board.seq, max_replay=max_replay)
-    if frames is None:
-        frames = selectors.snapshot_frames(board, board.seq)
-    welcome = {
-        "type": "welcome",
-        "protocol": 1,
-        "board": selectors.board_info(board, admission.role),
-        "you": {"sid": author.sid, "name": author.by, "color": admission.color},
-        "users": users,
-        "seq": board.seq,
-        "limits": limits.as_dict(),
-    }
-    return Joined(welcome, frames)
+    replay_after = selectors.replay_from(
+        board_id=board.pk, since=since, seq=board.seq, max_replay=max_replay
+    )
+    info = frames.board_info(
+        slug=board.slug, title=board.title, role=admission.role, locked=board.locked
+    )
+    you = {"sid": author.sid, "name": author.by, "color": admission.color}
+    welcome = frames.welcome(
+        board=info, you=you, users=users, seq=board.seq, limits=limits
+    )
+    return Joined(welcome, board.seq, info, users, replay_after)
 
 
 def presence_leave(*, sid):
@@ -170,34 +191,49 @@ def ops_commit(*, board_id, requests, limits):
         committed = dict(
             Op.objects.filter(board=board, cid__in=cids).values_list("cid", "last_seq")
         )
-        batch = Batch(board, limits, committed)
+        batch = Batch(board, limits, committed, undo_scan=settings.WHITEBOARD_UNDO_SCAN)
         batch.find_redo_holders(r.author.actor for r in requests)
         batch.prefetch([i for r in requests for i in named_elements(r.op)])
         outcomes = [batch.handle(r) for r in requests]
         batch.finish()
     first = batch.first_seq if batch.seq >= batch.first_seq else None
-    return CommitResult(outcomes, batch.frame(), first, batch.seq if first else None)
+    last = batch.seq if first else None
+    return CommitResult(outcomes, batch.ops_frames(), first, last)
 
 
-def ops_commit_boards(*, batches):
-    """Commit several boards' batches, (board_id, requests, limits) each, in one
-    transaction (see committer.py); a CommitResult or the exception per batch.
+def needs_own_transaction(requests: list[OpRequest]) -> bool:
+    """Whether a batch holds an undo or redo, whose history scan is heavier
+    than a plain op's: it is committed alone, so that no other board's ops wait
+    inside its transaction."""
+    return any(r.kind in (UNDO, REDO) for r in requests)
 
-    Each ops_commit runs in a savepoint of the outer transaction, so one batch's
-    failure undoes that batch only. Boards are locked in id order, so two
-    processes committing overlapping boards cannot deadlock.
+
+def ops_commit_boards(*, batches: list[tuple]) -> list:
+    """Commit several boards' batches, (board_id, requests, limits) each; a
+    CommitResult or the exception per batch (see committer.py).
+
+    The plain batches share one transaction, each in a savepoint, so one
+    batch's failure undoes that batch only; they lock their boards in id
+    order, so two processes committing overlapping boards cannot deadlock.
+    A batch holding an undo or redo then commits in a transaction of its own.
     """
+    order = sorted(range(len(batches)), key=lambda i: batches[i][0])
+    alone = [i for i in order if needs_own_transaction(batches[i][1])]
     results = [None] * len(batches)
     with transaction.atomic():
-        for i in sorted(range(len(batches)), key=lambda i: batches[i][0]):
-            board_id, requests, limits = batches[i]
-            try:
-                results[i] = ops_commit(
-                    board_id=board_id, requests=requests, limits=limits
-                )
-            except Exception as exc:  # handed to that board's hub
-                results[i] = exc
+        for i in order:
+            if i not in alone:
+                results[i] = commit_or_error(*batches[i])
+    for i in alone:
+        results[i] = commit_or_error(*batches[i])
     return results
+
+
+def commit_or_error(board_id: int, requests: list[OpRequest], limits: Limits):
+    try:
+        return ops_commit(board_id=board_id, requests=requests, limits=limits)
+    except Exception as exc:  # handed to that board's hub
+        return exc
 
 
 def board_clear(*, board, user, limits):
@@ -211,12 +247,13 @@ def board_clear(*, board, user, limits):
         moderator=True,
     )
     request = OpRequest(cid=f"admin-{uuid.uuid4().hex}", kind="clear", author=author)
-    result = ops_commit(board_id=board.pk, requests=[request], limits=limits)
-    transaction.on_commit(
-        lambda: broadcast.publish_ops(
-            board.slug, result.frame, result.first, result.last
+    with transaction.atomic():
+        result = ops_commit(board_id=board.pk, requests=[request], limits=limits)
+        # robust: the clear is committed whatever the channel layer does; open
+        # connections that miss it fill the gap from the log.
+        transaction.on_commit(
+            lambda: broadcast.publish_ops(board.slug, result.frames), robust=True
         )
-    )
     return result
 
 
@@ -233,15 +270,20 @@ def board_update_settings(*, board, fields):
     """
     if not fields:
         return
-    board.save(update_fields=[*fields, "changed_at"])
-    board_access_changed(board=board)
+    with transaction.atomic():
+        board.save(update_fields=[*fields, "changed_at"])
+        board_access_changed(board=board)
 
 
 def board_delete(*, board):
     """Delete a board with everything on it; its open connections close with 4404."""
     slug = board.slug
     board.delete()
-    transaction.on_commit(lambda: broadcast.publish(slug, broadcast.gone_event()))
+    # robust: the board is gone whatever the channel layer does; a connection
+    # that misses the event is refused at its next commit or heartbeat.
+    transaction.on_commit(
+        lambda: broadcast.publish(slug, broadcast.gone_event()), robust=True
+    )
 
 
 def board_disconnect_all(*, board):
@@ -249,23 +291,33 @@ def board_disconnect_all(*, board):
     broadcast.publish(board.slug, broadcast.kick_event())
 
 
-def board_access_changed(*, board):
-    """Once committed, every open connection of `board` re-decides its role."""
-    transaction.on_commit(lambda: broadcast.publish_board(board))
+def board_access_changed(*, board: Board) -> None:
+    """Call with every change of who may do what on `board`, in its transaction.
+
+    The access version is bumped, so that every commit made for a connection
+    whose role predates the change re-decides it (the event below is best
+    effort); once committed, every open connection re-decides its role. A
+    channel-layer failure is logged (robust), never turned into an error of
+    the change that was made.
+    """
+    Board.objects.filter(pk=board.pk).update(access_version=F("access_version") + 1)
+    transaction.on_commit(lambda: broadcast.publish_board(board), robust=True)
 
 
 def member_set(*, board, user, role):
     """Make `user` a member with `role`, or change the role of a member."""
-    membership, _ = Membership.objects.update_or_create(
-        board=board, user=user, defaults={"role": role}
-    )
-    board_access_changed(board=board)
+    with transaction.atomic():
+        membership, _ = Membership.objects.update_or_create(
+            board=board, user=user, defaults={"role": role}
+        )
+        board_access_changed(board=board)
     return membership
 
 
 def member_remove(*, membership):
-    membership.delete()
-    board_access_changed(board=membership.board)
+    with transaction.atomic():
+        membership.delete()
+        board_access_changed(board=membership.board)
 
 
 def share_link_create(*, board, role, created_by=None, label=""):
@@ -281,5 +333,6 @@ def share_link_create(*, board, role, created_by=None, label=""):
 def share_link_revoke(*, link):
     if link.revoked_at is None:
         link.revoked_at = timezone.now()
-        link.save(update_fields=["revoked_at"])
-        board_access_changed(board=link.board)
+        with transaction.atomic():
+            link.save(update_fields=["revoked_at"])
+            board_access_changed(board=link.board)

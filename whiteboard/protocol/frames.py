@@ -114,11 +114,17 @@ def _packed(texts: Iterable[str], budget: int) -> Iterator[list[str]]:
 
 
 def snapshot_frames(
-    seq: int, elements: Iterable[str], budget: int = FRAME_BUDGET
+    seq: int,
+    elements: Iterable[str],
+    budget: int = FRAME_BUDGET,
+    *,
+    final: bool = True,
 ) -> Iterator[str]:
     """`snapshot` frames of the given element texts, produced as they are read.
 
-    The last frame says `"more":false`; an empty board is one frame with `[]`.
+    The last frame says `"more":false` when `final` (a snapshot read in pages
+    passes False for every page but the last); an empty board is one frame
+    with `[]`.
     """
     head = f'{{"type":"snapshot","seq":{seq},"elements":['
     previous: list[str] | None = None
@@ -126,7 +132,8 @@ def snapshot_frames(
         if previous is not None:
             yield head + ",".join(previous) + '],"more":true}'
         previous = run
-    yield head + ",".join(previous or ()) + '],"more":false}'
+    more = "false" if final else "true"
+    yield head + ",".join(previous or ()) + f'],"more":{more}}}'
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ leave = database_sync_to_async(services.presence_leave)
 recheck = database_sync_to_async(services.connection_recheck)
 touch = database_sync_to_async(services.presence_touch)
 commit_boards = database_sync_to_async(services.ops_commit_boards)
-ops_between = database_sync_to_async(selectors.ops_gap)
+snapshot_page = database_sync_to_async(selectors.snapshot_page)
+replay_page = database_sync_to_async(selectors.replay_page)
 board_seqs = database_sync_to_async(selectors.board_seqs)
 ended_sessions = database_sync_to_async(session_check.ended_sessions)
 
@@ -87,14 +88,23 @@ class GroupCommitter:
         try:
             while self.waiting:
                 group, self.waiting = self.waiting, []
-                try:
-                    results = await commit_boards(batches=[g[:3] for g in group])
-                except Exception as exc:  # the whole transaction failed
-                    results = [exc] * len(group)
-                for (*_, future), result in zip(group, results, strict=True):
-                    settle(future, result)
+                # Batches with an undo or redo scan history: they commit after
+                # the others, whose rooms need not wait for them.
+                alone = [g for g in group if services.needs_own_transaction(g[1])]
+                plain = [g for g in group if g not in alone]
+                for part in (plain, alone):
+                    if part:
+                        await self.commit_part(part)
         finally:
             self.task = None
+
+    async def commit_part(self, part: list) -> None:
+        try:
+            results = await commit_boards(batches=[g[:3] for g in part])
+        except Exception as exc:  # the whole transaction failed
+            results = [exc] * len(part)
+        for (*_, future), result in zip(part, results, strict=True):
+            settle(future, result)
 
 
 def connection_cap(key: str) -> int:
@@ -199,7 +209,9 @@ class Process:
         return await self.committer.commit(board_id, requests, limits)
 
     async def missed_ops(self, board_id: int, after: int, upto: int) -> list[OpsFrame]:
-        return await ops_between(board_id=board_id, after=after, upto=upto)
+        """The first page of the ops after `after` (SeqOrder asks for the rest)."""
+        page = await replay_page(board_id=board_id, after=after, upto=upto)
+        return page.frames
 
     # -- the channel layer -----------------------------------------------------------
 

@@ -176,7 +176,7 @@ class Room:
         for frame in result.frames:
             self.order.offer(frame)
         for frame in result.frames:
-            await self.publish(broadcast.ops_event(frame.text, frame.first, frame.last))
+            await self.publish(broadcast.ops_event(frame))
         for (request, conn), outcome in zip(batch, result.outcomes, strict=True):
             if outcome.last is not None:
                 self.remember(request.cid, outcome.last)

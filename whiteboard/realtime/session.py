@@ -161,6 +161,7 @@ class Session:
         self.author: Author | None = None
         self.role = "viewer"
         self.keys: tuple = ()
+        self.access_version = 0
         self.title = ""
         self.locked = False
         self.shown: tuple = ()
@@ -230,6 +231,7 @@ class Session:
             self.login = (session_key, self.user_id)
         self.role = admission.role
         self.keys = admission.keys
+        self.access_version = admission.access_version
 
     async def refuse_connection(self, refusal: ProtocolError) -> None:
         await self.end(refusal.close_code, frames.error(refusal))
@@ -259,17 +261,52 @@ class Session:
             limits=self.limits,
             max_replay=settings.WHITEBOARD_MAX_REPLAY,
         )
-        welcome = joined.welcome
-        self.delivered = welcome["seq"]
-        self.room.synced(self.delivered)
-        self.title, self.locked = welcome["board"]["title"], welcome["board"]["locked"]
+        self.delivered = joined.seq
+        self.room.synced(joined.seq)
+        self.title, self.locked = joined.board["title"], joined.board["locked"]
         self.shown = (self.title, self.locked, self.role)
-        self.peers = {user["sid"] for user in welcome["users"]}
-        self.outbox.push(frames.encode(welcome))
-        for text in joined.frames:
+        self.peers = {user["sid"] for user in joined.users}
+        self.outbox.push(joined.welcome)
+        if joined.replay_after is None:
+            await self.send_snapshot(joined.seq)
+        else:
+            await self.send_replay(joined.replay_after, joined.seq)
+        assert self.author is not None
+        you = {"sid": self.sid, "name": self.author.by, "color": admission.color}
+        await self.go_live(you)
+
+    async def send_snapshot(self, seq: int) -> None:
+        """The board, read a page at a time and written as the socket drains."""
+        assert self.room is not None
+        after_z: int | None = None
+        while self.state is State.SYNCING:
+            page = await process.snapshot_page(
+                board_id=self.room.board_id, seq=seq, after_z=after_z
+            )
+            await self.send_paced(page.frames)
+            if page.next_z is None:
+                return
+            after_z = page.next_z
+
+    async def send_replay(self, after: int, upto: int) -> None:
+        """The ops after `after`, page by page; one empty frame if there are none."""
+        assert self.room is not None
+        sent = False
+        cursor: int | None = after
+        while cursor is not None and self.state is State.SYNCING:
+            page = await process.replay_page(
+                board_id=self.room.board_id, after=cursor, upto=upto
+            )
+            await self.send_paced([frame.text for frame in page.frames])
+            sent = sent or bool(page.frames)
+            cursor = page.next_after
+        if not sent:  # `since` was the board's seq
+            self.outbox.push(frames.no_ops())
+
+    async def send_paced(self, texts: list[str]) -> None:
+        for text in texts:
             await self.outbox.wait_for_room()
             self.outbox.push(text)
-        await self.go_live(welcome["you"])
 
     async def go_live(self, you: dict) -> None:
         """Pass on what arrived while the state was sent, then announce us."""
@@ -344,6 +381,8 @@ class Session:
             error=error,
             rate_limited=limited,
             counted=not free,
+            keys=self.keys,
+            access_version=self.access_version,
         )
         self.pending[cid] = False
         self.room.submit(request, self)
@@ -514,7 +553,7 @@ class Session:
             if self.state not in LIVE or self.room is None or self.author is None:
                 return
             try:
-                role = await process.recheck(
+                role, self.access_version = await process.recheck(
                     board_id=self.room.board_id,
                     sid=self.sid,
                     user=self.scope.get("user"),

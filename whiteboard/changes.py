@@ -461,6 +461,6 @@ def nothing_left(*, undo: bool, too_long: bool) -> p.ProtocolError:
         return error(
             f"Nothing to {what} was found in the latest part of your history "
             "on this board, which was too long to search at once; the part "
-            "searched is forgotten, so {what} again to search further back."
+            f"searched is forgotten, so {what} again to search further back."
         )
     return error(f"There is nothing of yours left to {what} on this board.")

@@ -158,7 +158,9 @@ def test_an_undo_searches_at_most_the_scan_limit_then_says_so(board, settings):
     for dropped in (300, 600, 900):
         result = commit(board, simple("undo"), limits=LIMITS)
         assert codes(result) == ["nothing_to_undo"]
-        assert "too long to search at once" in result.outcomes[0].error.message
+        message = result.outcomes[0].error.message
+        assert "too long to search at once" in message
+        assert "so undo again to search further back" in message
         assert history_of(board)["dropped"] == dropped
     assert codes(commit(board, simple("undo"), limits=LIMITS)) == ["ok"]
     assert "x" in elements(board)

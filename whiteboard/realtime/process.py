@@ -140,6 +140,7 @@ class Process:
         self.committer = GroupCommitter()
         self.heartbeat = 20.0
         self.trouble_logged_at = float("-inf")
+        self.jobs: dict[str, asyncio.Task[None]] = {}
 
     # -- rooms ----------------------------------------------------------------
 
@@ -294,7 +295,7 @@ class Process:
                 continue
             if failed:
                 failed = False
-                asyncio.get_running_loop().create_task(self.recover())
+                self.run_job("recover", self.recover)
             self.route(event)
 
     def route(self, event: Event) -> None:
@@ -322,21 +323,33 @@ class Process:
         seconds: group membership and the rooms' seqs; every heartbeat: presence."""
         loop = asyncio.get_running_loop()
         due = {"groups": 0.0, "seqs": 0.0, "presence": loop.time() + self.heartbeat}
+        jobs = {
+            "groups": self.renew_groups,
+            "seqs": self.check_seqs,
+            "presence": self.touch_presence,
+        }
         while True:
             await asyncio.sleep(TICK)
             now = loop.time()
             for conn in self.connections():
                 conn.tick(now)
-            await self.when_due(due, "groups", now, self.renew_groups)
-            await self.when_due(due, "seqs", now, self.check_seqs)
-            await self.when_due(due, "presence", now, self.touch_presence)
+            for what, job in jobs.items():
+                if now >= due[what]:
+                    due[what] = now + self.period(what)
+                    self.run_job(what, job)
 
-    async def when_due(
-        self, due: dict[str, float], what: str, now: float, job: Callable[[], Awaitable]
-    ) -> None:
-        if now < due[what]:
+    def run_job(self, what: str, job: Callable[[], Awaitable]) -> None:
+        """Start an upkeep job unless its last run is still going: a Redis or
+        database that hangs must never stop the heartbeat ticks above."""
+        running = self.jobs.get(what)
+        if running is not None and not running.done():
             return
-        due[what] = now + self.period(what)
+        self.jobs[what] = asyncio.get_running_loop().create_task(
+            self.guarded_job(what, job)
+        )
+
+    @staticmethod
+    async def guarded_job(what: str, job: Callable[[], Awaitable]) -> None:
         try:
             await job()
         except Exception as exc:
@@ -409,7 +422,8 @@ class Process:
         for room in self.rooms.values():
             room.close()
         await settle_tasks("group changes", list(self.group_tasks.values()))
-        tasks = [t for t in (self.listening, self.listener, self.upkeep) if t]
+        fixed = (self.listening, self.listener, self.upkeep)
+        tasks = [t for t in (*fixed, *self.jobs.values()) if t]
         for task in tasks:
             task.cancel()
         await settle_tasks("receiving", tasks)

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import NOISE, Client
 from whiteboard import services
-from whiteboard.registry import registry
+from whiteboard.realtime import process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -330,5 +330,5 @@ async def test_every_client_converges_to_the_servers_board(data):
         await world.finish()
     finally:
         await world.close()
-        await registry().close()
+        await process.current().close()
         await database_sync_to_async(connections.close_all)()

@@ -60,6 +60,7 @@ async def client(url: str, origin: str, stop_at: float, args, tally: Tally) -> N
     """One user: draws, reads, and reconnects with ?since= now and then."""
     since: int | None = None
     n = 0
+    backoff = 0.5
     while time.monotonic() < stop_at:
         query = f"?since={since}" if since is not None else ""
         lifetime = random.uniform(0.5, 1.5) * args.reconnect_every
@@ -74,10 +75,14 @@ async def client(url: str, origin: str, stop_at: float, args, tally: Tally) -> N
                 compression=None,
             ) as ws:
                 since = await session(ws, until, args, tally, n)
+                backoff = 0.5
         except (ConnectionClosed, WebSocketException, OSError, TimeoutError) as exc:
             code = getattr(getattr(exc, "rcvd", None), "code", type(exc).__name__)
             tally.closes[str(code)] = tally.closes.get(str(code), 0) + 1
-            await asyncio.sleep(random.uniform(0.5, 2))
+            # As the board page does: exponential backoff with jitter, so a
+            # busy server is not answered with a storm of reconnects.
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
+            backoff = min(30.0, backoff * 2)
         tally.reconnects += 1
         n += 1
 

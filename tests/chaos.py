@@ -127,6 +127,7 @@ class Client:
         self.frames = 0
         self.largest_frame = 0
         self.arrivals = {}  # cid -> monotonic time its first op entry arrived
+        self.resent = 0  # ops sent again after a reconnect
         self.changed = asyncio.Condition()
         self.count = itertools.count()
 
@@ -152,6 +153,7 @@ class Client:
             raise Refused(self.closes[-1], self.errors[-3:])
         if resend:
             for text in list(self.pending.values()):
+                self.resent += 1
                 await self.send(text)
         return self
 
@@ -304,19 +306,32 @@ class Client:
         await self.until(lambda: self.settled(cid), timeout, f"an answer to {cid}")
         return cid
 
-    async def draw(self, *, points=3, pause=None, stop=None, timeout=10):
-        """Add strokes one after another, each once the last was answered, until
-        `stop` is set or the socket closes; `pause`, when clear, holds the pen."""
+    async def draw(self, *, points=3, window=1, pause=None, stop=None, timeout=10):
+        """Add strokes, at most `window` unanswered at a time, until `stop` is
+        set or the socket closes; `pause`, while clear, holds the pen. Each op
+        must be answered (or the socket closed) within `timeout`: never silence.
+        """
         n = 0
         while self.open and not (stop is not None and stop.is_set()):
             if pause is not None and not pause.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(pause.wait(), 0.5)
                 continue
-            element_id = f"{self.name}-e{next(self.ids)}"
-            await self.add_and_wait(stroke(element_id, points, n), timeout)
+            await self.until(
+                lambda: len(self.pending) < window or not self.open,
+                timeout,
+                "an answer to an op",
+            )
+            if not self.open:
+                break
+            await self.add(stroke(f"{self.name}-e{next(self.ids)}", points, n))
             n += 1
+        if self.open:
+            await self.until(lambda: self.settled_all(), timeout, "every answer")
         return n
+
+    def settled_all(self):
+        return not self.pending or not self.open
 
     def ops_seen(self):
         return sum(1 for how in self.resolved.values() if how in ("ops", "ack"))

@@ -97,3 +97,73 @@ async def test_redis_down_at_connect_closes_with_1013_and_a_reconnect_works(
         assert "Traceback" not in server.logs()
     finally:
         redis.stop()
+
+
+# -- 3. kill -9 of a daphne, ten times, under write load ----------------------------
+
+KILLS = 10
+
+
+async def test_kill_9_ten_times_under_load_loses_and_doubles_nothing_seen(
+    start_server, live_db
+):
+    """Three clients draw without pause; the daphne is killed with SIGKILL
+    mid-stream ten times. They resume with ?since= on the next one and resend
+    what never came back, with the same cids, as the board page does."""
+    slug = await to_thread(live_db.create_board)
+    ledger = Ledger()
+    clients = [Client(name, ledger) for name in ("ka", "kb", "kc")]
+    started = time.monotonic()
+    for kill in range(KILLS):
+        # The rate limit is raised: each client waits for its op to come back.
+        server = await to_thread(start_server, WHITEBOARD_OPS_PER_SECOND=10_000)
+        for client in clients:
+            await client.reconnect(server, slug)
+        enough = len(ledger.by_seq) + 30
+        writers = [asyncio.create_task(c.draw(window=8)) for c in clients]
+        await clients[0].until(
+            lambda n=enough: len(ledger.by_seq) >= n, 30, "30 more ops"
+        )
+        await to_thread(server.kill)
+        await asyncio.wait_for(asyncio.gather(*writers), 15)
+        assert all(c.closes[-1] in (None, 1006) for c in clients), kill
+    killed = time.monotonic() - started
+
+    final = await to_thread(start_server)
+    for client in clients:
+        await client.reconnect(final, slug)
+        await client.until(lambda c=client: not c.pending, 10, "every resend answered")
+    fresh = await Client("fresh", Ledger()).connect(final, slug)
+    history = Client("history", Ledger())
+    history.applied = 0  # ?since=0: the whole op log, replayed
+    await history.connect(final, slug)
+    last = fresh.applied
+    for client in clients:
+        await client.until(lambda c=client: c.applied == last, 10, f"seq {last}")
+
+    seen = ledger.seen_cids()
+    adds = {op_cid: seqs for op_cid, seqs in ledger.seqs_of.items()}
+    resent = sum(c.resent for c in clients)
+    acked = sum(1 for c in clients for how in c.resolved.values() if how == "ack")
+    print(
+        f"{KILLS} kills in {killed:.1f} s; {len(seen)} ops seen, board at seq "
+        f"{last}; {resent} resent after a kill, {acked} of them acked as committed"
+    )
+    assert resent > 0, "no op was in flight at a kill: the test proves too little"
+    # Every op any client saw (in an ops frame or an ack) is on the board...
+    seen_ids = {eid for eid, seqs in ledger.adds.items() if seqs}
+    assert seen_ids <= set(fresh.elements), sorted(seen_ids - set(fresh.elements))[:5]
+    assert all(ledger.acks[cid] in ledger.seqs_of.get(cid, ()) for cid in ledger.acks)
+    # ...exactly once: one seq per cid, one add per element, no seq skipped.
+    assert all(len(seqs) == 1 for seqs in adds.values())
+    assert history.state_kinds == ["ops"]
+    assert [int(s) for s in sorted(ledger.by_seq)] == list(range(1, last + 1))
+    assert len(fresh.elements) == last == len(history.elements)
+    assert not ledger.problems
+    for client in (*clients, history):
+        assert not client.problems, (client.name, client.problems[:5])
+        assert not client.errors, (client.name, client.errors[:5])
+        # Every reconnect after the first resumed from the op log.
+        assert client.state_kinds[1:] == ["ops"] * (len(client.state_kinds) - 1)
+    for client in (*clients, fresh, history):
+        await client.close()

@@ -52,6 +52,7 @@ ended_sessions = database_sync_to_async(session_check.ended_sessions)
 
 CLOSE_WAIT = 5.0
 TICK = 1.0
+RENEW_RETRY = 0.5
 LOG_EVERY = 10.0
 LOGGED_OUT = {
     "type": broadcast.USER_ENDED,
@@ -363,11 +364,27 @@ class Process:
         return settings.WHITEBOARD_SEQ_CHECK_SECONDS
 
     async def renew_groups(self) -> None:
-        """Channel layers forget members (group_expiry, or a Redis restart)."""
+        """Channel layers forget members (group_expiry, or a Redis restart).
+
+        A failed renewal is tried again every RENEW_RETRY seconds until the
+        next periodic one is due: after a Redis restart the first command on
+        each connection redis-py pooled before it fails ("Connection closed
+        by server") although Redis is back, and waiting a whole period after
+        that failure put live delivery back only 5-6 s after Redis returned.
+        """
         if self.channel is None:
             return
-        for group in list(self.groups):
-            await self.in_order(group, "add")
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.period("groups")
+        while True:
+            try:
+                for group in list(self.groups):
+                    await self.in_order(group, "add")
+                return
+            except Exception:
+                if loop.time() + RENEW_RETRY >= give_up:
+                    raise
+                await asyncio.sleep(RENEW_RETRY)
 
     async def check_seqs(self) -> None:
         """Rooms behind the database fetch what no event brought them."""

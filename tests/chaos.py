@@ -120,7 +120,8 @@ class Client:
         self.welcome = None
         self.state_kinds = []  # per connection: "snapshot" or "ops" (a resume)
         self.pending = {}  # cid -> frame text: sent, not seen in ops or ack
-        self.resolved = {}  # cid -> "ops" | "ack" | error code
+        self.sent = set()  # every cid this client sent
+        self.resolved = {}  # own cid -> "ops" | "ack" | error code
         self.errors = []
         self.closes = []  # close code of each socket, in order (None: dropped)
         self.problems = []
@@ -262,8 +263,10 @@ class Client:
             self.elements.clear()
 
     def resolve(self, cid, how):
-        self.resolved.setdefault(cid, how)
-        self.pending.pop(cid, None)
+        """What became of an op this client sent (others' cids are not kept)."""
+        if cid in self.sent:
+            self.resolved.setdefault(cid, how)
+            self.pending.pop(cid, None)
 
     async def until(self, predicate, timeout, what="the condition"):
         try:
@@ -290,6 +293,7 @@ class Client:
         cid = self.new_cid()
         text = json.dumps({**frame, "cid": cid})
         self.pending[cid] = text
+        self.sent.add(cid)
         await self.send(text)
         return cid
 

@@ -11,13 +11,23 @@ is never lost or doubled, the board keeps up, a failure is always answered
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
 from tests.chaos import Client, Ledger, Refused, stroke
 from tests.live import RedisServer
+from tests.livehttp import Browser, settings_rows
 
 pytestmark = pytest.mark.live
+
+PASSWORD = "chaos-pw-8842"
+
+
+def account(live_db):
+    name = f"c{uuid.uuid4().hex[:10]}"
+    live_db.create_user(name, PASSWORD)
+    return name
 
 
 def to_thread(function, *args, **kwargs):
@@ -167,3 +177,127 @@ async def test_kill_9_ten_times_under_load_loses_and_doubles_nothing_seen(
         assert client.state_kinds[1:] == ["ops"] * (len(client.state_kinds) - 1)
     for client in (*clients, fresh, history):
         await client.close()
+
+
+# -- 1. Redis restarted under two daphnes ----------------------------------------------
+
+
+async def test_redis_restart_under_two_daphnes_loses_nothing_and_cuts_off_removed(
+    start_server, live_db, tmp_path
+):
+    """The owner draws on both daphnes, a member (mia) on the second; Redis
+    is restarted (and forgets every group membership) while they draw.
+
+    WHITEBOARD_SEQ_CHECK_SECONDS is raised so that the periodic comparison
+    with the database cannot stand in for the channel layer: delivery across
+    processes after the restart is Redis' again, or the listener's recovery.
+    """
+    redis = RedisServer(tmp_path)
+    try:
+        env = {
+            "redis_url": redis.url,
+            "WHITEBOARD_OPS_PER_SECOND": 1000,
+            "WHITEBOARD_SEQ_CHECK_SECONDS": 60,
+        }
+        first, second = [await to_thread(start_server, **env) for _ in range(2)]
+        owner_name, mia_name = [await to_thread(account, live_db) for _ in range(2)]
+        slug = await to_thread(
+            live_db.create_board, None, "--private", "--owner", owner_name
+        )
+        owner = await to_thread(Browser.logged_in, first, owner_name, PASSWORD)
+        status, _, _ = await to_thread(
+            owner.post, f"/b/{slug}/members/", {"username": mia_name, "role": "editor"}
+        )
+        assert status == 302
+        [member_id] = await to_thread(settings_rows, owner, slug, "member")
+        mia = await to_thread(Browser.logged_in, second, mia_name, PASSWORD)
+
+        ledger = Ledger()
+        near = Client("owner-a", ledger, headers=owner.ws_headers())
+        far = Client("owner-b", ledger, headers=owner.ws_headers())
+        member = Client("mia-b", ledger, headers=mia.ws_headers())
+        await near.connect(first, slug)
+        await far.connect(second, slug)
+        await member.connect(second, slug)
+        clients = (near, far, member)
+        go_a, go_b, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        go_a.set()
+        go_b.set()
+        writers = [
+            asyncio.create_task(near.draw(pause=go_a, stop=stop)),
+            asyncio.create_task(far.draw(pause=go_b, stop=stop)),
+            asyncio.create_task(member.draw(pause=go_b, stop=stop)),
+        ]
+
+        async def each_draws(count, what):
+            marks = [c.ops_seen() + count for c in clients]
+            for client, mark in zip(clients, marks, strict=True):
+                await client.until(lambda c=client, m=mark: c.ops_seen() >= m, 20, what)
+
+        await each_draws(10, "10 ops before the restart")
+        await to_thread(redis.stop)
+        # Ops committed while Redis is away are delivered to their own process.
+        await each_draws(10, "10 ops while Redis is down")
+        go_b.clear()  # only the first process draws now
+        for client in (far, member):  # their last ops answered
+            await client.until(lambda c=client: not c.pending, 10, "quiet")
+        await to_thread(redis.start)
+        back = time.monotonic()
+
+        # The first op the first process commits after Redis is back reaches
+        # the second's clients within 5 s.
+        mark = near.ops_seen()
+        await near.until(lambda: near.ops_seen() > mark, 10, "an op after Redis")
+        probe = [cid for cid, how in near.resolved.items() if how == "ops"][-1]
+        for client in (far, member):
+            await client.until(
+                lambda c=client: probe in c.arrivals, 15, "delivery after Redis"
+            )
+        crossed = max(far.arrivals[probe], member.arrivals[probe]) - back
+        go_b.set()
+        await each_draws(5, "5 ops after the restart")
+
+        # The owner removes mia after the restart: the page answers (no 500),
+        # and mia is cut off; no op of hers commits after the answer.
+        status, _, _ = await to_thread(
+            owner.post, f"/b/{slug}/members/{member_id}/", {"role": "remove"}
+        )
+        before = set(member.resolved) | set(member.pending)
+        assert status == 302
+        await member.until(lambda: not member.open, 10, "mia cut off")
+        after = [cid for cid in member.resolved if cid not in before]
+        late = [cid for cid in after if member.resolved[cid] in ("ops", "ack")]
+
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*writers), 20)
+        fresh = Client("fresh", Ledger(), headers=owner.ws_headers())
+        await fresh.connect(first, slug)
+        last = fresh.applied
+        for client in (near, far):
+            await client.until(lambda c=client: c.applied == last, 10, f"seq {last}")
+        print(
+            f"Redis back: first op across processes after {crossed:.2f} s; "
+            f"board at seq {last}; mia closed with {member.closes}"
+        )
+
+        assert crossed <= 5.0
+        assert member.closes == [4403]
+        assert member.errors and member.errors[-1]["code"] == "forbidden"
+        assert all(e["code"] == "forbidden" for e in member.errors)
+        assert not late, f"ops of a removed member committed: {late}"
+        # Nothing lost: every op seen is on the board; everyone saw every op.
+        seen_ids = set(ledger.adds)
+        assert seen_ids <= set(fresh.elements)
+        assert sorted(ledger.by_seq) == list(range(1, last + 1))
+        assert not ledger.problems
+        for client in clients:
+            assert not client.problems, (client.name, client.problems[:5])
+        for client in (near, far):
+            assert not client.errors, (client.name, client.errors[:3])
+            assert client.closes == []
+        for client in (near, far, fresh):
+            await client.close()
+        for server in (first, second):
+            assert "Traceback" not in server.logs()
+    finally:
+        redis.stop()

@@ -121,6 +121,7 @@ class Client:
         self.state_kinds = []  # per connection: "snapshot" or "ops" (a resume)
         self.pending = {}  # cid -> frame text: sent, not seen in ops or ack
         self.sent = set()  # every cid this client sent
+        self.sent_at = {}  # cid -> monotonic time it was first sent
         self.resolved = {}  # own cid -> "ops" | "ack" | error code
         self.errors = []
         self.closes = []  # close code of each socket, in order (None: dropped)
@@ -128,7 +129,9 @@ class Client:
         self.frames = 0
         self.largest_frame = 0
         self.arrivals = {}  # cid -> monotonic time its first op entry arrived
+        self.last_arrivals = {}  # cid -> ... and its last
         self.resent = 0  # ops sent again after a reconnect
+        self.frames_of = defaultdict(int)  # cid -> ops frames holding its entries
         self.changed = asyncio.Condition()
         self.count = itertools.count()
 
@@ -230,14 +233,17 @@ class Client:
         if self.state_kinds and self.state_kinds[-1] is None:
             self.state_kinds[-1] = "ops"
         entries = frame["ops"]
-        if entries:
+        size = len(text.encode())
+        if entries and size > FRAME_BUDGET:
             largest = max(len(json.dumps(op).encode()) for op in entries)
-            if len(text.encode()) > FRAME_BUDGET + largest + FRAME_SLACK:
+            if size > FRAME_BUDGET + largest + FRAME_SLACK:
                 self.problems.append(
                     f"an ops frame of {len(text.encode())} bytes "
                     f"({len(entries)} entries, the largest {largest})"
                 )
         now = time.monotonic()
+        for cid in {op["cid"] for op in entries}:
+            self.frames_of[cid] += 1
         for op in entries:
             seq = op["seq"]
             if self.applied is None or seq != self.applied + 1:
@@ -248,6 +254,7 @@ class Client:
             self.applied = seq
             self.ledger.op(op)
             self.arrivals.setdefault(op["cid"], now)
+            self.last_arrivals[op["cid"]] = now
             self.resolve(op["cid"], "ops")
         if self.target is not None and (self.applied or 0) >= self.target:
             self.live = True
@@ -294,6 +301,7 @@ class Client:
         text = json.dumps({**frame, "cid": cid})
         self.pending[cid] = text
         self.sent.add(cid)
+        self.sent_at[cid] = time.monotonic()
         await self.send(text)
         return cid
 

@@ -10,6 +10,7 @@ is never lost or doubled, the board keeps up, a failure is always answered
 """
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -45,7 +46,7 @@ async def refusal(server, slug, **options):
     raise AssertionError(f"admitted: {client.welcome}")
 
 
-# -- 7. the connection cap ------------------------------------------------------
+# -- 7. the connection cap --
 
 
 async def test_a_socket_over_the_per_address_cap_gets_too_many_connections_4429(
@@ -72,7 +73,7 @@ async def test_a_socket_over_the_per_address_cap_gets_too_many_connections_4429(
     assert [c.closes for c in clients[:-1]] == [[1000]] * (cap - 1)
 
 
-# -- 2. Redis down when a client connects --------------------------------------------
+# -- 2. Redis down when a client connects --
 
 
 async def test_redis_down_at_connect_closes_with_1013_and_a_reconnect_works(
@@ -109,7 +110,7 @@ async def test_redis_down_at_connect_closes_with_1013_and_a_reconnect_works(
         redis.stop()
 
 
-# -- 3. kill -9 of a daphne, ten times, under write load ----------------------------
+# -- 3. kill -9 of a daphne, ten times, under write load --
 
 KILLS = 10
 
@@ -179,7 +180,7 @@ async def test_kill_9_ten_times_under_load_loses_and_doubles_nothing_seen(
         await client.close()
 
 
-# -- 1. Redis restarted under two daphnes ----------------------------------------------
+# -- 1. Redis restarted under two daphnes --
 
 
 async def test_redis_restart_under_two_daphnes_loses_nothing_and_cuts_off_removed(
@@ -301,3 +302,157 @@ async def test_redis_restart_under_two_daphnes_loses_nothing_and_cuts_off_remove
             assert "Traceback" not in server.logs()
     finally:
         redis.stop()
+
+
+# -- 5. big undos --
+
+
+async def add_many(client, elements, window=50):
+    """Add elements with up to `window` unanswered (the pending-op bound is 100)."""
+    for element in elements:
+        await client.until(
+            lambda: len(client.pending) < window, 20, "room in the window"
+        )
+        await client.add(element)
+    await client.until(lambda: not client.pending, 30, "every add answered")
+    assert set(client.resolved.values()) == {"ops"}, client.errors[:3]
+
+
+async def undo_reaches_everyone(undoer, watchers, count, bystander):
+    """The undoer's undo: its result (`count` adds) reaches every watcher.
+
+    Returns (undo cid, seconds until every watcher had it, seconds the
+    bystander's op on another board, sent at the same moment, took)."""
+    started = time.monotonic()
+    cid = await undoer.op({"type": "undo"})
+    side = await bystander.add(stroke(f"side-{cid}"))
+    for client in watchers:
+        await client.until(
+            lambda c=client: (
+                len(c.ledger.seqs_of.get(cid, ())) == count
+                and c.applied >= max(c.ledger.seqs_of[cid])
+            ),
+            30,
+            "the undo's result",
+        )
+    await bystander.until(lambda: side in bystander.resolved, 10, "the side op")
+    return cid, time.monotonic() - started, bystander.arrivals[side] - started
+
+
+async def test_big_undos_arrive_in_bounded_frames_and_replay_on_resume(
+    start_server, live_db
+):
+    server = start_server(WHITEBOARD_OPS_PER_SECOND=10_000)
+    slug, other = [await to_thread(live_db.create_board) for _ in range(2)]
+    ledger = Ledger()
+    guest, clearer, watcher = [
+        await Client(name, ledger).connect(server, slug)
+        for name in ("guest", "clearer", "watcher")
+    ]
+    everyone = (guest, clearer, watcher)
+    bystander = await Client("bystander", Ledger()).connect(server, other)
+
+    # A guest adds 1,000 elements (1.7 MB), someone clears.
+    await add_many(guest, [stroke(f"g{n}", 100, n, seed=n) for n in range(1000)])
+    await clearer.add_and_wait(stroke("c0"))
+    cleared = await clearer.op({"type": "clear"})
+    await clearer.until(lambda: cleared in clearer.resolved, 10, "the clear")
+    before_undo = clearer.applied
+
+    # The guest's undo finds all 1,000 entries erased: nothing to undo, soon,
+    # and a bystander's op on another board meanwhile is not held up.
+    undo = await guest.op({"type": "undo"})
+    side = await bystander.add(stroke("side"))
+    sent = time.monotonic()
+    await guest.until(lambda: undo in guest.resolved, 15, "the guest's undo")
+    guest_undo = time.monotonic() - sent
+    await bystander.until(lambda: side in bystander.resolved, 10, "the side op")
+    side_latency = bystander.arrivals[side] - sent
+    assert guest.resolved[undo] == "nothing_to_undo"
+
+    # The clearer's undo brings back all 1,001 elements: several frames.
+    undo, took, side_a = await undo_reaches_everyone(clearer, everyone, 1001, bystander)
+    assert all(len(c.elements) == 1001 for c in everyone)
+    frames_a = [c.frames_of[undo] for c in everyone]
+    resume = Client("resume", Ledger())
+    resume.applied = before_undo
+    await resume.connect(server, slug)
+    assert resume.state_kinds == ["ops"]
+    assert len(resume.ledger.seqs_of[undo]) == 1001
+    print(
+        f"1,000 erased entries: nothing_to_undo in {guest_undo:.2f} s, an op on "
+        f"another board meanwhile in {side_latency:.2f} s; the clear's undo "
+        f"reached everyone in {took:.2f} s in {frames_a} frames (an op on "
+        f"another board sent with it took {side_a:.2f} s)"
+    )
+
+    # The issue's first case: 15 strokes of 5,000 points, clear, undo.
+    await add_many(
+        clearer, [stroke(f"s{n}", 5000, n, seed=n) for n in range(15)], window=5
+    )
+    cleared = await clearer.op({"type": "clear"})
+    await clearer.until(lambda: cleared in clearer.resolved, 10, "the clear")
+    before_undo = clearer.applied
+    undo, took, side_b = await undo_reaches_everyone(clearer, everyone, 1016, bystander)
+    size = sum(len(json.dumps(clearer.elements[f"s{n}"])) for n in range(15))
+    frames_b = [c.frames_of[undo] for c in everyone]
+    again = Client("again", Ledger())
+    again.applied = before_undo
+    await again.connect(server, slug)
+    print(
+        f"15 long strokes ({size / 1e6:.2f} MB): the undo reached everyone in "
+        f"{took:.2f} s in {frames_b} frames (an op on another board sent with it "
+        f"took {side_b:.2f} s); the largest frame any client got "
+        f"was {max(c.largest_frame for c in (*everyone, resume, again))} bytes"
+    )
+    assert size > 1_000_000
+    assert min(frames_a + frames_b) > 1, "a big undo result in one frame"
+    assert again.state_kinds == ["ops"]
+    assert len(again.ledger.seqs_of[undo]) == 1016
+    for client in (*everyone, resume, again, bystander):
+        assert not client.problems, (client.name, client.problems[:3])
+        assert client.closes == [], (client.name, client.closes)
+        assert [e["code"] for e in client.errors] in ([], ["nothing_to_undo"])
+    for client in (*everyone, resume, again, bystander):
+        await client.close()
+    assert "Traceback" not in server.logs()
+
+
+async def test_a_big_undo_does_not_hold_up_other_boards(start_server, live_db):
+    """Issue 9: "a big undo stalls every board". While the undo of a clear of
+    1,000 elements commits, someone draws on another board of the same
+    process: none of their ops may wait for the undo."""
+    server = start_server(WHITEBOARD_OPS_PER_SECOND=10_000)
+    slug, other = [await to_thread(live_db.create_board) for _ in range(2)]
+    drawer = await Client("drawer", Ledger()).connect(server, slug)
+    bystander = await Client("bystander", Ledger()).connect(server, other)
+    await add_many(drawer, [stroke(f"d{n}", 3, n) for n in range(1000)])
+    cleared = await drawer.op({"type": "clear"})
+    await drawer.until(lambda: cleared in drawer.resolved, 10, "the clear")
+    await bystander.add_and_wait(stroke("warm"))
+    stop = asyncio.Event()
+    drawing = asyncio.create_task(bystander.draw(stop=stop))
+    await bystander.until(lambda: bystander.ops_seen() >= 3, 10, "drawing")
+    started = time.monotonic()
+    undo = await drawer.op({"type": "undo"})
+    await drawer.until(
+        lambda: len(drawer.ledger.seqs_of.get(undo, ())) == 1000, 30, "the undo"
+    )
+    done = time.monotonic()
+    stop.set()
+    await drawing
+    during = [
+        cid
+        for cid, at in bystander.sent_at.items()
+        if started <= at <= done and cid in bystander.arrivals
+    ]
+    waits = [bystander.arrivals[cid] - bystander.sent_at[cid] for cid in during]
+    print(
+        f"undo of a clear of 1,000 elements: {done - started:.2f} s; "
+        f"{len(waits)} ops on another board meanwhile, the slowest broadcast "
+        f"after {max(waits):.2f} s"
+    )
+    assert waits, "no op on the other board was sent during the undo"
+    assert max(waits) < 0.5
+    for client in (drawer, bystander):
+        await client.close()

@@ -10,14 +10,16 @@ is never lost or doubled, the board keeps up, a failure is always answered
 """
 
 import asyncio
+import contextlib
 import json
+import re
 import time
 import uuid
 
 import pytest
 
-from tests.chaos import Client, Ledger, Refused, stroke
-from tests.live import RedisServer
+from tests.chaos import Client, Ledger, NonReader, Refused, stroke
+from tests.live import RedisServer, rss_kib
 from tests.livehttp import Browser, settings_rows
 
 pytestmark = pytest.mark.live
@@ -455,4 +457,95 @@ async def test_a_big_undo_does_not_hold_up_other_boards(start_server, live_db):
     assert waits, "no op on the other board was sent during the undo"
     assert max(waits) < 0.5
     for client in (drawer, bystander):
+        await client.close()
+
+
+# -- 4. sockets that never read, on a big board --
+
+NON_READERS = 16
+STALL_SECONDS = 3
+
+
+async def test_non_readers_on_a_big_board_are_cut_off_and_memory_stays_bounded(
+    start_server, live_db
+):
+    server = start_server(
+        WHITEBOARD_OPS_PER_SECOND=1000, WHITEBOARD_SEND_STALL_SECONDS=STALL_SECONDS
+    )
+    slug = await to_thread(live_db.create_board)
+    reader = await Client("reader", Ledger()).connect(server, slug)
+    await add_many(
+        reader, [stroke(f"big{n}", 5000, n, seed=n) for n in range(150)], window=5
+    )
+    board_bytes = sum(len(json.dumps(e)) for e in reader.elements.values())
+    pid = server.process.pid
+    before = rss_kib(pid)
+    peak = before
+    stop = asyncio.Event()
+
+    async def sample():
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_kib(pid))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+
+    sampler = asyncio.create_task(sample())
+    path = f"/ws/boards/{slug}/"
+    silent = [
+        await to_thread(NonReader, server.port, path, server.origin)
+        for _ in range(NON_READERS)
+    ]
+
+    async def ping_every_second():
+        n = 0
+        while not stop.is_set() and any(s.closed_at is None for s in silent):
+            for sock in silent:
+                if sock.closed_at is None:
+                    with contextlib.suppress(OSError):
+                        sock.send_text(json.dumps({"type": "ping", "n": n}))
+            n += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1)
+
+    pinging = asyncio.create_task(ping_every_second())
+    # Live ops while the silent sockets hang on; a second reader joins now.
+    drawing = asyncio.create_task(reader.draw(stop=stop))
+    late = await Client("late", Ledger()).connect(server, slug, timeout=30)
+    live_at = time.monotonic()
+    # Poll the kernel's TCP state of each silent socket: it cannot read.
+    for _ in range((STALL_SECONDS + 15) * 10):
+        if not [sock for sock in silent if sock.still_open()]:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.gather(drawing, pinging, sampler)
+    after = rss_kib(pid)
+    await late.until(lambda: late.applied == reader.applied, 10, "the last op")
+    rests = [await to_thread(sock.read_rest) for sock in silent]
+    open_for = [sock.closed_at - sock.opened for sock in silent]
+    sent_later = [cid for cid, at in reader.sent_at.items() if at > live_at]
+    live = [cid for cid in sent_later if cid in late.arrivals]
+    delays = [late.arrivals[cid] - reader.sent_at[cid] for cid in live]
+    reasons = re.findall(r"does not read \((.*?)\): 4413", server.logs())
+    print(
+        f"board {board_bytes / 1e6:.1f} MB; RSS {before / 1024:.0f} MB before, "
+        f"peak {peak / 1024:.0f} MB, {after / 1024:.0f} MB after "
+        f"({NON_READERS} x board = {NON_READERS * board_bytes / 2**20:.0f} MB); "
+        f"non-readers closed after {min(open_for):.1f}-{max(open_for):.1f} s "
+        f"(close codes read: {sorted({code for _, code in rests}, key=str)}); "
+        f"server log: {sorted(set(reasons))}; {len(live)} live ops reached the "
+        f"late reader, slowest {max(delays):.2f} s"
+    )
+    assert board_bytes > 10_000_000
+    assert (peak - before) * 1024 < NON_READERS * board_bytes / 4
+    assert max(open_for) <= STALL_SECONDS + 5
+    assert len(reasons) == NON_READERS, reasons
+    assert all(code in (4413, None) for _, code in rests)
+    # The readers noticed nothing: the whole board, then every live op.
+    assert len(late.elements) == len(reader.elements) == len(reader.sent)
+    assert late.state_kinds == ["snapshot"]
+    assert live and live == sent_later and max(delays) < 2
+    for client in (reader, late):
+        assert not client.problems and not client.errors and client.closes == []
         await client.close()

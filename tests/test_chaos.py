@@ -19,7 +19,7 @@ import uuid
 import pytest
 
 from tests.chaos import Client, Ledger, NonReader, Refused, stroke
-from tests.live import RedisServer, rss_kib
+from tests.live import Database, PostgresServer, RedisServer, rss_kib
 from tests.livehttp import Browser, settings_rows
 
 pytestmark = pytest.mark.live
@@ -549,3 +549,93 @@ async def test_non_readers_on_a_big_board_are_cut_off_and_memory_stays_bounded(
     for client in (reader, late):
         assert not client.problems and not client.errors and client.closes == []
         await client.close()
+
+
+# -- 6. PostgreSQL restarted under a daphne --
+
+
+async def keep_drawing(client, server, slug, stop, window=4):
+    """Draw until `stop`; after a retryable close reconnect (backoff, ?since=,
+    resends) and go on. Another close ends it (the test then fails on it)."""
+    while not stop.is_set():
+        await client.draw(window=window, stop=stop, timeout=15)
+        if stop.is_set() or client.closes[-1] not in (1012, 1013):
+            return
+        await client.reconnect(server, slug)
+
+
+async def test_postgres_restart_while_clients_draw_is_survived(start_server, tmp_path):
+    pg = await to_thread(PostgresServer)
+    try:
+        database = await to_thread(Database, tmp_path, pg.url)
+        server = await to_thread(
+            start_server,
+            database=database,
+            redis_url=None,
+            WHITEBOARD_OPS_PER_SECOND=1000,
+        )
+        slug = await to_thread(database.create_board)
+        ledger = Ledger()
+        clients = [Client(name, ledger) for name in ("pa", "pb", "pc")]
+        for client in clients:
+            await client.connect(server, slug)
+        stop = asyncio.Event()
+        drawing = [
+            asyncio.create_task(keep_drawing(c, server, slug, stop)) for c in clients
+        ]
+        marks = [0] * len(clients)
+
+        async def each_draws(count, what):
+            for n, client in enumerate(clients):
+                marks[n] = client.ops_seen() + count
+                await client.until(
+                    lambda c=client, m=marks[n]: c.ops_seen() >= m, 30, what
+                )
+
+        await each_draws(10, "10 ops before the restart")
+        before = [len(c.closes) for c in clients]
+        started = time.monotonic()
+        await to_thread(pg.restart)
+        back = time.monotonic()
+        await each_draws(10, "10 ops after the restart")
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*drawing), 30)
+        later = [
+            cid
+            for c in clients
+            for cid, at in c.sent_at.items()
+            if at > back and c.resolved.get(cid) == "ops"
+        ]
+        recovered = min(
+            min(c.arrivals[cid] for c in clients if cid in c.arrivals) for cid in later
+        )
+        fresh = await Client("fresh", Ledger()).connect(server, slug)
+        last = fresh.applied
+        for client in clients:
+            await client.until(lambda c=client: c.applied == last, 10, f"seq {last}")
+        closes = [c.closes[b:] for c, b in zip(clients, before, strict=True)]
+        # Connections that ended while the database was away could not clear
+        # their presence row; it ages out after a few heartbeats (reported).
+        sids = {c.welcome["you"]["sid"] for c in clients}
+        ghosts = [u for u in fresh.welcome["users"] if u["sid"] not in sids]
+        errors = [e["code"] for c in clients for e in c.errors]
+        print(
+            f"PostgreSQL restart took {back - started:.2f} s; closes after it "
+            f"{closes}; errors {errors}; first op committed and broadcast "
+            f"{recovered - back:.2f} s after it; board at seq {last}; "
+            f"{len(ghosts)} closed connections still listed in a new welcome"
+        )
+        # Every close was retryable; every op seen is on the board, once.
+        assert all(code == 1013 for codes in closes for code in codes)
+        assert set(ledger.adds) <= set(fresh.elements)
+        assert all(len(seqs) == 1 for seqs in ledger.adds.values())
+        assert sorted(ledger.by_seq) == list(range(1, last + 1))
+        assert recovered - back < 10
+        for client in clients:
+            assert not client.problems, (client.name, client.problems[:3])
+            assert not client.pending
+        for client in (*clients, fresh):
+            await client.close()
+        assert "1011" not in server.logs()
+    finally:
+        await to_thread(pg.stop)

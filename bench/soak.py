@@ -28,7 +28,7 @@ from pathlib import Path
 
 import servers
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 SAMPLE_EVERY = 10.0
 
@@ -74,7 +74,7 @@ async def client(url: str, origin: str, stop_at: float, args, tally: Tally) -> N
                 compression=None,
             ) as ws:
                 since = await session(ws, until, args, tally, n)
-        except (ConnectionClosed, OSError, TimeoutError) as exc:
+        except (ConnectionClosed, WebSocketException, OSError, TimeoutError) as exc:
             code = getattr(getattr(exc, "rcvd", None), "code", type(exc).__name__)
             tally.closes[str(code)] = tally.closes.get(str(code), 0) + 1
             await asyncio.sleep(random.uniform(0.5, 2))
@@ -138,8 +138,10 @@ async def load(port: int, slugs: list[str], args, pid: int) -> tuple[Tally, list
     for i in range(args.connections):
         url = f"ws://127.0.0.1:{port}/ws/boards/{slugs[i % len(slugs)]}/"
         tasks.append(asyncio.create_task(client(url, origin, stop_at, args, tally)))
-        if i % 50 == 49:
-            await asyncio.sleep(0.2)  # open gradually, as users arrive
+        if i % 25 == 24:
+            # Open gradually, as users arrive: daphne drops a handshake that
+            # waits more than 5 s for its application.
+            await asyncio.sleep(0.5)
     await asyncio.gather(watch(pid, stop_at, samples), *tasks)
     return tally, samples
 

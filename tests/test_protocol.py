@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import sys
@@ -1098,3 +1099,57 @@ def test_every_error_a_parse_raises_has_a_json_encodable_frame():
         assert encoded["type"] == "error"
         assert encoded["code"] == info.value.code
         assert encoded["message"]
+
+
+# --- found by the fuzzer (tests/test_fuzz.py) -----------------------------------------
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+def decodable_depths():
+    """Nesting depths up to the recursion limit: the deepest ones that still
+    decode lie wherever the caller's stack leaves the decoder its limit."""
+    return range(sys.getrecursionlimit() - 200, sys.getrecursionlimit() + 1)
+
+
+def parsed_or_refused(text: str) -> None:
+    """Both phases end in a message or a ProtocolError; nothing else escapes."""
+    with contextlib.suppress(p.ProtocolError):
+        p.validate(p.parse_envelope(text), LIMITS)
+
+
+def test_unicode_escape_in_a_frame_nested_to_the_decoders_limit_is_no_crash():
+    # The surrogate check re-encoded the frame with json.dumps, a few stack
+    # frames deeper than the decoder: RecursionError, 1011 and a traceback.
+    for depth in decodable_depths():
+        escaped = '"s": "\\u0041"'
+        parsed_or_refused(f'{{"type": "ping", {escaped}, "a": {nested(depth)}}}')
+        add = f'{{"type": "add", "cid": "{CID}", {escaped}, "e": {nested(depth)}}}'
+        parsed_or_refused(add)
+
+
+def test_surrogate_deep_inside_a_frame_is_still_found():
+    text = '{"type": "ping", "a": ' + nested(50, '{"\\udfff": 1}') + "}"
+    with pytest.raises(p.BadJson, match="surrogate"):
+        p.parse_envelope(text)
+
+
+def test_ping_nested_to_the_decoders_limit_is_refused_not_a_crash():
+    # A ping that decoded at the edge of the recursion limit crashed the
+    # server where its pong was encoded (RecursionError, then 1011).
+    for depth in decodable_depths():
+        parsed_or_refused('{"type": "ping", "a": ' + nested(depth) + "}")
+
+
+def test_ping_extras_may_nest_64_levels_and_are_echoed():
+    ping = parse({"type": "ping", "a": json.loads(nested(63))})
+    assert json.loads(frames.pong(ping))["a"] == json.loads(nested(63))
+
+
+def test_ping_extras_nested_deeper_than_64_levels_are_bad_message():
+    env = p.parse_envelope('{"type": "ping", "cid": "x", "a": ' + nested(64) + "}")
+    with pytest.raises(p.BadMessage, match="64 levels") as info:
+        p.validate(env, LIMITS)
+    assert info.value.cid == "x"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,8 @@ OPACITY_MIN, OPACITY_MAX = 0.05, 1
 SIZE_MIN, SIZE_MAX = 1, 1000
 TEXT_MAX_CHARS = 2000
 MIN_POINTS, MIN_DRAFT_POINTS = 2, 1
+# The extras object of a ping counts as level 1.
+PING_MAX_DEPTH = 64
 
 _CLIENT_TYPE_ORDER = (ADD, UPDATE, DELETE, CLEAR, UNDO, REDO, CURSOR, DRAFT, PING)
 _TYPE_LIST = ", ".join(_CLIENT_TYPE_ORDER)
@@ -113,8 +115,24 @@ def _decode(text: str) -> dict:
     return data
 
 
+def _strings(data: dict) -> Iterator[str]:
+    """Every key and string value in `data`, however deep, without recursion:
+    a frame nested as deep as the decoder allows must not overflow the stack
+    here, a few frames further down (json.dumps would)."""
+    stack: list[Any] = [data]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            yield from node
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
+        elif type(node) is str:
+            yield node
+
+
 def _check_unicode(data: dict) -> None:
-    if _is_unicode(json.dumps(data, ensure_ascii=False)):
+    if all(map(_is_unicode, _strings(data))):
         return
     cid = data.get("cid")
     cid = cid if type(cid) is str and _is_unicode(cid) else None
@@ -420,8 +438,28 @@ def _validate_draft(env: Envelope, limits: Limits) -> Draft:
     return Draft(_element(element, limits, True, env.cid))
 
 
+def _depth(value: Any) -> int:
+    """How deep arrays and objects nest in `value` (0 for a scalar), without
+    recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if type(node) is dict:
+            node = node.values()
+        elif type(node) is not list:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((item, depth + 1) for item in node)
+    return deepest
+
+
 def _validate_ping(env: Envelope, limits: Limits) -> Ping:
     extra = {key: value for key, value in env.data.items() if key != "type"}
+    # The pong is encoded further down the stack than the frame was decoded:
+    # extras nested close to the decoder's limit would overflow it there.
+    if _depth(extra) > PING_MAX_DEPTH:
+        text = f"ping fields may nest at most {PING_MAX_DEPTH} levels deep"
+        raise BadMessage(text, env.cid)
     try:  # A number like 1e999 decodes to inf, which no pong could carry.
         json.dumps(extra, allow_nan=False)
     except ValueError:

@@ -60,6 +60,8 @@ SHUTDOWN_CLOSE_WAIT = 2.0
 # How long an ending connection waits for its last frames to be handed over.
 FLUSH_WAIT = 1.0
 SEND_BUFFER_EXTENSION = "whiteboard.send_buffer"
+# A seq is a 64-bit integer: a longer `since` is ahead of every board.
+MAX_SEQ_DIGITS = 19
 
 
 class State(enum.Enum):
@@ -121,9 +123,11 @@ def outbox_bounds() -> OutboxBounds:
 def since_from(scope: dict) -> int | None:
     """The `since` query value, or None when it is absent or not a valid seq."""
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("since")
-    if values and values[-1].isdigit() and values[-1].isascii():
-        return int(values[-1])
-    return None
+    if not (values and values[-1].isdigit() and values[-1].isascii()):
+        return None
+    # Python refuses to convert more than 4,300 digits; a seq never has 20.
+    digits = values[-1].lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_SEQ_DIGITS else None
 
 
 def client_keys(scope: dict) -> tuple[str, ...]:

@@ -124,6 +124,7 @@ class Client:
         self.sent_at = {}  # cid -> monotonic time it was first sent
         self.resolved = {}  # own cid -> "ops" | "ack" | error code
         self.errors = []
+        self.lefts = set()  # sids a `left` frame named
         self.closes = []  # close code of each socket, in order (None: dropped)
         self.problems = []
         self.frames = 0
@@ -212,6 +213,8 @@ class Client:
             self.snapshot(frame)
         elif kind == "ops":
             self.ops(frame, text)
+        elif kind == "left":
+            self.lefts.add(frame["sid"])
         elif kind == "ack":
             self.ledger.ack(frame["cid"], frame["seq"])
             self.resolve(frame["cid"], "ack")

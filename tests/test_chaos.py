@@ -554,6 +554,9 @@ async def test_non_readers_on_a_big_board_are_cut_off_and_memory_stays_bounded(
 # -- 6. PostgreSQL restarted under a daphne --
 
 
+HEARTBEAT = 5
+
+
 async def keep_drawing(client, server, slug, stop, window=4):
     """Draw until `stop`; after a retryable close reconnect (backoff, ?since=,
     resends) and go on. Another close ends it (the test then fails on it)."""
@@ -573,6 +576,7 @@ async def test_postgres_restart_while_clients_draw_is_survived(start_server, tmp
             database=database,
             redis_url=None,
             WHITEBOARD_OPS_PER_SECOND=1000,
+            WHITEBOARD_HEARTBEAT_SECONDS=HEARTBEAT,
         )
         slug = await to_thread(database.create_board)
         ledger = Ledger()
@@ -615,15 +619,18 @@ async def test_postgres_restart_while_clients_draw_is_survived(start_server, tmp
             await client.until(lambda c=client: c.applied == last, 10, f"seq {last}")
         closes = [c.closes[b:] for c, b in zip(clients, before, strict=True)]
         # Connections that ended while the database was away could not clear
-        # their presence row; it ages out after a few heartbeats (reported).
+        # their presence row: a client joining may be shown them, but must be
+        # told they left, within a heartbeat (a `left` frame).
         sids = {c.welcome["you"]["sid"] for c in clients}
-        ghosts = [u for u in fresh.welcome["users"] if u["sid"] not in sids]
+        ghosts = {u["sid"] for u in fresh.welcome["users"]} - sids
+        listed = len(ghosts)
+        await fresh.until(lambda: ghosts <= fresh.lefts, HEARTBEAT + 5, "no ghosts")
         errors = [e["code"] for c in clients for e in c.errors]
         print(
             f"PostgreSQL restart took {back - started:.2f} s; closes after it "
             f"{closes}; errors {errors}; first op committed and broadcast "
             f"{recovered - back:.2f} s after it; board at seq {last}; "
-            f"{len(ghosts)} closed connections still listed in a new welcome"
+            f"{listed} closed connections listed in a welcome, then `left`"
         )
         # Every close was retryable; every op seen is on the board, once.
         assert all(code == 1013 for codes in closes for code in codes)

@@ -646,3 +646,42 @@ async def test_postgres_restart_while_clients_draw_is_survived(start_server, tmp
         assert "1011" not in server.logs()
     finally:
         await to_thread(pg.stop)
+
+
+async def test_connections_of_a_killed_daphne_do_not_stay_listed_for_ever(
+    start_server, live_db
+):
+    """After kill -9 nobody says `left` for the dead process's connections;
+    their presence rows stop counting after 3 heartbeats, but a client that
+    joined before that was listed them in its welcome and must be told they
+    left, or it shows every user twice until it reloads."""
+    heartbeat = 2
+    env = {"WHITEBOARD_HEARTBEAT_SECONDS": heartbeat}
+    slug = await to_thread(live_db.create_board)
+    doomed = await to_thread(start_server, **env)
+    clients = [await Client(n, Ledger()).connect(doomed, slug) for n in ("x", "y")]
+    gone = {c.welcome["you"]["sid"] for c in clients}
+    await to_thread(doomed.kill)
+    server = await to_thread(start_server, **env)
+    for client in clients:
+        await client.reconnect(server, slug)
+    listed = {u["sid"] for u in clients[0].welcome["users"]} & gone
+    stop = asyncio.Event()
+
+    async def ping(client):  # the heartbeat keeps them open (4408 otherwise)
+        while not stop.is_set():
+            await client.send(json.dumps({"type": "ping"}))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1)
+
+    pinging = [asyncio.create_task(ping(c)) for c in clients]
+    try:
+        print(f"{len(listed)} connections of the killed daphne listed in a welcome")
+        await clients[0].until(
+            lambda: listed <= clients[0].lefts, 3 * heartbeat + 5, "their `left`"
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*pinging)
+        for client in clients:
+            await client.close()

@@ -51,28 +51,45 @@ async def refusal(server, slug, **options):
 # -- 7. the connection cap --
 
 
-async def test_a_socket_over_the_per_address_cap_gets_too_many_connections_4429(
+async def test_sockets_over_the_per_session_and_per_address_caps_get_4429(
     start_server, live_db
 ):
-    cap = 5
-    server = start_server(WHITEBOARD_MAX_CONNECTIONS_PER_ADDRESS=cap)
+    per_session, per_address = 2, 6
+    server = start_server(
+        WHITEBOARD_MAX_CONNECTIONS_PER_SESSION=per_session,
+        WHITEBOARD_MAX_CONNECTIONS_PER_ADDRESS=per_address,
+    )
     slug = await to_thread(live_db.create_board)
+    name = await to_thread(account, live_db)
+    browser = await to_thread(Browser.logged_in, server, name, PASSWORD)
     ledger = Ledger()
-    clients = [Client(f"cap{n}", ledger) for n in range(cap)]
-    for client in clients:
-        await client.connect(server, slug)
+    tabs = [
+        await Client(f"tab{n}", ledger, headers=browser.ws_headers()).connect(
+            server, slug
+        )
+        for n in range(per_session)
+    ]
+    frames, code = await refusal(server, slug, headers=browser.ws_headers())
+    assert (code, [f["code"] for f in frames]) == (4429, ["too_many_connections"])
+    # The address still has room: sockets without that session get in...
+    others = [
+        await Client(f"anon{n}", ledger).connect(server, slug)
+        for n in range(per_address - per_session)
+    ]
+    # ...up to the address's cap.
     frames, code = await refusal(server, slug)
-    assert code == 4429
-    assert [f["code"] for f in frames] == ["too_many_connections"]
+    assert (code, [f["code"] for f in frames]) == (4429, ["too_many_connections"])
     # Those admitted are undisturbed, and a freed slot can be taken again.
-    await clients[0].add_and_wait(stroke("under-cap"))
-    assert clients[0].resolved[next(iter(clients[0].resolved))] == "ops"
-    await clients[-1].close()
+    cid = await others[0].add_and_wait(stroke("under-cap"))
+    assert others[0].resolved[cid] == "ops"
+    await others[-1].close()
     again = await Client("again", ledger).connect(server, slug)
-    assert again.live
-    for client in (*clients[:-1], again):
+    await tabs[-1].close()
+    tab = Client("tab-again", ledger, headers=browser.ws_headers())
+    await tab.connect(server, slug)
+    for client in (*tabs[:-1], *others[:-1], again, tab):
         await client.close()
-    assert [c.closes for c in clients[:-1]] == [[1000]] * (cap - 1)
+        assert client.closes == [1000]
 
 
 # -- 2. Redis down when a client connects --

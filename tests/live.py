@@ -4,6 +4,7 @@ Nothing here is a stand-in: each server is the program an operator runs, started
 as a subprocess on a free 127.0.0.1 port and stopped with a real signal.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from contextlib import closing
@@ -121,10 +123,15 @@ def manage(env, *args):
 
 
 class Database:
-    """A migrated database for live servers: a SQLite file or a PostgreSQL DB."""
+    """A migrated database for live servers: a SQLite file or a PostgreSQL DB.
 
-    def __init__(self, tmp_dir):
-        server_url = os.environ.get("DATABASE_URL", "")
+    `server_url` names the PostgreSQL server to create it on (e.g. a
+    `PostgresServer` of the test's own); by default DATABASE_URL's, if any.
+    """
+
+    def __init__(self, tmp_dir, server_url=None):
+        if server_url is None:
+            server_url = os.environ.get("DATABASE_URL", "")
         if server_url.startswith(("postgres://", "postgresql://")):
             self.url = self._create_postgres(server_url)
         else:
@@ -280,23 +287,120 @@ def live_login(server, username, password):
 
 
 class RedisServer:
+    """A throwaway redis-server; `stop`, `start` and `restart` keep its port,
+    so the servers using it find it again where they left it (with no data:
+    a restart forgets every group membership, as a real one does)."""
+
     def __init__(self, tmp_dir):
-        binary = shutil.which("redis-server")
-        if binary is None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
             raise RuntimeError("redis-server is required: apt-get install redis-server")
+        self.tmp_dir = Path(tmp_dir)
         self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+        self.start()
+
+    def start(self):
         self.process, self.output = start_process(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(tmp_dir)],
-            Path(tmp_dir) / "redis.log",
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no", "--dir", str(self.tmp_dir)],
+            self.tmp_dir / "redis.log",
             b"Ready to accept connections",
         )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        return self
 
     def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
         self.process.terminate()
         self.process.wait(10)
         self.output.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+
+def pg_bin_dir():
+    """The newest installed PostgreSQL's programs (Debian's layout)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: (
+            int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0
+        ),
+    )
+    if not found:
+        raise RuntimeError("PostgreSQL is required: apt-get install postgresql")
+    return found[-1].parent
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free loopback port, as
+    scripts/with-services.sh makes one: initdb (as the postgres user when we
+    are root: PostgreSQL refuses to run as root), trust auth, fsync off.
+    `restart` is `pg_ctl restart -m fast`: every open connection is ended."""
+
+    def __init__(self):
+        self.bin = pg_bin_dir()
+        # Not under pytest's tmp_path: its directories are private to root,
+        # and the postgres user must reach its data directory.
+        self.work = Path(tempfile.mkdtemp(prefix="whiteboard-pg-"))
+        self.work.chmod(0o755)
+        self.data = self.work / "data"
+        self.log_path = self.work / "log"
+        self.as_pg = []
+        if os.geteuid() == 0:
+            shutil.chown(self.work, "postgres")
+            self.as_pg = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        self.url = f"postgres://whiteboard@127.0.0.1:{self.port}/postgres"
+        self.pg(
+            "initdb", "-D", self.data, "-U", "whiteboard", "-A", "trust", "-E", "UTF8"
+        )
+        self.start()
+
+    def pg(self, program, *args):
+        command = [*self.as_pg, str(self.bin / program), *map(str, args)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed:\n{result.stdout}{result.stderr}")
+        return result
+
+    def options(self):
+        return (
+            f"-p {self.port} -k {self.work} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c max_connections=100"
+        )
+
+    def start(self):
+        self.pg(
+            *("pg_ctl", "-D", self.data, "-l", self.log_path, "-w"),
+            *("-o", self.options(), "start"),
+        )
+        return self
+
+    def restart(self):
+        self.pg(
+            *("pg_ctl", "-D", self.data, "-l", self.log_path, "-w", "-m", "fast"),
+            *("-o", self.options(), "restart"),
+        )
+
+    def stop(self):
+        with contextlib.suppress(RuntimeError):
+            self.pg("pg_ctl", "-D", self.data, "-m", "immediate", "stop")
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def logs(self):
+        return self.log_path.read_text(errors="replace")
+
+
+def rss_kib(pid):
+    """A process's resident memory (VmRSS in /proc/<pid>/status), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 async def read_state(ws):
@@ -389,9 +493,9 @@ def start_server(live_db, tmp_path):
     """Start real servers; every one still running is stopped after the test."""
     started = []
 
-    def start(**kwargs):
+    def start(database=None, **kwargs):
         kwargs.setdefault("redis_url", os.environ.get("REDIS_URL"))
-        server = Server(live_db, tmp_path, **kwargs).start()
+        server = Server(database or live_db, tmp_path, **kwargs).start()
         started.append(server)
         return server
 

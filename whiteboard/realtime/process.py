@@ -29,6 +29,7 @@ from django.conf import settings
 
 from whiteboard import broadcast, selectors, services, session_check
 from whiteboard.changes import OpRequest
+from whiteboard.models import board_group
 from whiteboard.protocol import Limits
 from whiteboard.protocol.frames import OpsFrame
 
@@ -52,6 +53,8 @@ ended_sessions = database_sync_to_async(session_check.ended_sessions)
 
 CLOSE_WAIT = 5.0
 TICK = 1.0
+RENEW_RETRY = 0.5
+MAX_UNLEFT = 10_000
 LOG_EVERY = 10.0
 LOGGED_OUT = {
     "type": broadcast.USER_ENDED,
@@ -141,6 +144,8 @@ class Process:
         self.heartbeat = 20.0
         self.trouble_logged_at = float("-inf")
         self.jobs: dict[str, asyncio.Task[None]] = {}
+        # sid -> board slug: presence rows whose removal failed (database away).
+        self.unleft: dict[str, str] = {}
 
     # -- rooms ----------------------------------------------------------------
 
@@ -363,11 +368,27 @@ class Process:
         return settings.WHITEBOARD_SEQ_CHECK_SECONDS
 
     async def renew_groups(self) -> None:
-        """Channel layers forget members (group_expiry, or a Redis restart)."""
+        """Channel layers forget members (group_expiry, or a Redis restart).
+
+        A failed renewal is tried again every RENEW_RETRY seconds until the
+        next periodic one is due: after a Redis restart the first command on
+        each connection redis-py pooled before it fails ("Connection closed
+        by server") although Redis is back, and waiting a whole period after
+        that failure put live delivery back only 5-6 s after Redis returned.
+        """
         if self.channel is None:
             return
-        for group in list(self.groups):
-            await self.in_order(group, "add")
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.period("groups")
+        while True:
+            try:
+                for group in list(self.groups):
+                    await self.in_order(group, "add")
+                return
+            except Exception:
+                if loop.time() + RENEW_RETRY >= give_up:
+                    raise
+                await asyncio.sleep(RENEW_RETRY)
 
     async def check_seqs(self) -> None:
         """Rooms behind the database fetch what no event brought them."""
@@ -388,7 +409,26 @@ class Process:
         except Exception as exc:
             logger.warning("Channel layer: recovery failed: %s", exc)
 
+    def leave_later(self, sid: str, slug: str) -> None:
+        """A connection ended but its presence row could not be deleted."""
+        if len(self.unleft) < MAX_UNLEFT:  # beyond it, rows age out by themselves
+            self.unleft[sid] = slug
+
+    async def clear_unleft(self) -> None:
+        """Delete the presence rows a failed leave left behind, and say `left`
+        again: a client that joined meanwhile was listed them in its welcome
+        and, told nothing more, would show them until it reloads."""
+        for sid, slug in list(self.unleft.items()):
+            await leave(sid=sid)
+            del self.unleft[sid]
+            event = {"type": broadcast.LEFT, "sid": sid, "board": slug}
+            room = self.by_slug.get(slug)
+            if room is not None:
+                room.dispatch(event)
+            await self.publish(board_group(slug), event)
+
     async def touch_presence(self) -> None:
+        await self.clear_unleft()
         sids = [sid for room in self.rooms.values() for sid in room.members]
         await touch(server=self.server, sids=sids)
         await self.check_logins()

@@ -636,7 +636,13 @@ class Session:
             await room.announce({"type": broadcast.LEFT, "sid": self.sid}, sid=self.sid)
             await process.leave(sid=self.sid)
         except Exception as exc:
-            logger.warning("Connection %s: presence not cleared: %s", self.sid, exc)
+            logger.warning(
+                "Connection %s: presence not cleared (retried at the next "
+                "heartbeat): %s",
+                self.sid,
+                exc,
+            )
+            self.process.leave_later(self.sid, room.slug)
 
     async def peer_gone(self) -> None:
         """The client closed the socket or the connection dropped."""

@@ -52,7 +52,8 @@ board_seqs = database_sync_to_async(selectors.board_seqs)
 ended_sessions = database_sync_to_async(session_check.ended_sessions)
 
 CLOSE_WAIT = 5.0
-TICK = 1.0
+# Heartbeats and outbox bounds are checked this often (seconds).
+TICK = 0.5
 RENEW_RETRY = 0.5
 MAX_UNLEFT = 10_000
 LOG_EVERY = 10.0
@@ -324,7 +325,7 @@ class Process:
     # -- upkeep ------------------------------------------------------------------------
 
     async def keep_up(self) -> None:
-        """Every second: each connection's heartbeat and outbox; every few
+        """Every TICK: each connection's heartbeat and outbox; every few
         seconds: group membership and the rooms' seqs; every heartbeat: presence."""
         loop = asyncio.get_running_loop()
         due = {"groups": 0.0, "seqs": 0.0, "presence": loop.time() + self.heartbeat}

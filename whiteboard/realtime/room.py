@@ -68,7 +68,7 @@ class Connection(Protocol):
         """End the connection with `code` soon (the room could not serve it)."""
 
     def tick(self, now: float) -> None:
-        """Once a second (process.py): heartbeat and outbox bounds."""
+        """Every process.TICK: heartbeat and outbox bounds."""
 
     async def shut_down(self) -> None:
         """The server is stopping: say bye and close with 1012."""

@@ -596,15 +596,18 @@ class Session:
         if self.state in (State.ENDING, State.ENDED):
             return
         self.state = State.ENDING
+        room: Room | None = None
         try:
             if code is not None:
                 await self.say_last(code, frame)
+            room = self.detach()
+            if code is not None:
                 await self.transport.close_socket(code)
         except Exception:
             logger.exception("Connection %s on %s: closing failed", self.sid, self.slug)
         finally:
             try:
-                await self.leave()
+                await self.forget(room or self.detach())
             finally:
                 self.state = State.ENDED
 
@@ -617,8 +620,9 @@ class Session:
         if code != CLOSE_SLOW_READER:
             await self.outbox.flush(FLUSH_WAIT)
 
-    async def leave(self) -> None:
-        """Leave the room, the account's group and the presence list."""
+    def detach(self) -> Room | None:
+        """Leave the room and the account's group; this process's other
+        connections on the board are told `left` before the socket closes."""
         self.outbox.close()
         self.cursors_out.close()
         for task in self.tasks:
@@ -628,12 +632,19 @@ class Session:
         self.client_keys = ()
         room, self.room = self.room, None
         if room is None:
-            return
+            return None
         room.leave(self)
         if self.user_id is not None:
             self.process.unwatch_user(self.user_id, self)
+        room.dispatch({"type": broadcast.LEFT, "sid": self.sid}, skip=self.sid)
+        return room
+
+    async def forget(self, room: Room | None) -> None:
+        """Tell the other processes, and clear the presence row."""
+        if room is None:
+            return
         try:
-            await room.announce({"type": broadcast.LEFT, "sid": self.sid}, sid=self.sid)
+            await room.publish({"type": broadcast.LEFT, "sid": self.sid})
             await process.leave(sid=self.sid)
         except Exception as exc:
             logger.warning(

@@ -4,7 +4,7 @@ What a board server costs when everything but the fan-out is taken away: no
 Django, no Channels, no database, no validation. It speaks enough of protocol v1
 for the load generator (welcome, snapshot frames, `add` ops echoed to everyone
 on the board in `ops` frames with per-board seqs, pong) and batches exactly as
-the real hub does: an op on a quiet board goes out at once, then at most one
+the real room does: an op on a quiet board goes out at once, then at most one
 `ops` frame per board per 25 ms tick, encoded once and written to every member.
 The bench runs every scenario against it, side by side with the real server, so
 each figure can be read as a ratio to what Python itself allows.
@@ -65,7 +65,7 @@ class Board:
 
     async def run(self) -> None:
         """Send at once, then no more than one frame per tick while ops keep coming
-        (the loop of whiteboard/hub.py's BoardHub.run, without the commit)."""
+        (the loop of whiteboard/realtime/room.py's Room.run, without the commit)."""
         loop = asyncio.get_running_loop()
         try:
             while self.pending:

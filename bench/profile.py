@@ -41,8 +41,8 @@ PARTS = [
         "BoardConsumer.receive",
     ),
     (
-        "fan-out: hand a batch to every local connection (BoardHub.dispatch)",
-        "BoardHub.dispatch",
+        "fan-out: hand a batch to every local connection (Room.forward)",
+        "Room.forward",
     ),
     ("daphne/autobahn/twisted: read and unframe incoming frames", "doRead"),
     ("twisted: write outgoing frames to sockets", "doWrite"),
@@ -50,7 +50,7 @@ PARTS = [
         "channels: the consumer's receive loop (await_many_dispatch)",
         "await_many_dispatch",
     ),
-    ("channel layer: group_send and the registry's receive loop", "Registry.listen"),
+    ("channel layer: group_send and the process's receive loop", "Process.listen"),
 ]
 
 

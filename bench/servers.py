@@ -220,7 +220,9 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
+            # With the port: nginx listens on a random one here, and the
+            # server matches the Origin's port against the Host's.
+            proxy_set_header Host $http_host;
             proxy_read_timeout 120s;
         }}
     }}

@@ -443,6 +443,46 @@ NON_READERS = 16
 STALL_SECONDS = 3
 
 
+async def test_a_big_undo_does_not_hold_up_other_boards(start_server, live_db):
+    """Issue 9: "a big undo stalls every board". While the undo of a clear of
+    1,000 elements commits, someone draws on another board of the same
+    process: none of their ops may wait for the undo."""
+    server = start_server(WHITEBOARD_OPS_PER_SECOND=10_000)
+    slug, other = [await to_thread(live_db.create_board) for _ in range(2)]
+    drawer = await Client("drawer", Ledger()).connect(server, slug)
+    bystander = await Client("bystander", Ledger()).connect(server, other)
+    await add_many(drawer, [stroke(f"d{n}", 3, n) for n in range(1000)])
+    cleared = await drawer.op({"type": "clear"})
+    await drawer.until(lambda: cleared in drawer.resolved, 10, "the clear")
+    await bystander.add_and_wait(stroke("warm"))
+    stop = asyncio.Event()
+    drawing = asyncio.create_task(bystander.draw(stop=stop))
+    await bystander.until(lambda: bystander.ops_seen() >= 3, 10, "drawing")
+    started = time.monotonic()
+    undo = await drawer.op({"type": "undo"})
+    await drawer.until(
+        lambda: len(drawer.ledger.seqs_of.get(undo, ())) == 1000, 30, "the undo"
+    )
+    done = time.monotonic()
+    stop.set()
+    await drawing
+    during = [
+        cid
+        for cid, at in bystander.sent_at.items()
+        if started <= at <= done and cid in bystander.arrivals
+    ]
+    waits = [bystander.arrivals[cid] - bystander.sent_at[cid] for cid in during]
+    print(
+        f"undo of a clear of 1,000 elements: {done - started:.2f} s; "
+        f"{len(waits)} ops on another board meanwhile, the slowest broadcast "
+        f"after {max(waits):.2f} s"
+    )
+    assert waits, "no op on the other board was sent during the undo"
+    assert max(waits) < 0.5
+    for client in (drawer, bystander):
+        await client.close()
+
+
 async def test_non_readers_on_a_big_board_are_cut_off_and_memory_stays_bounded(
     start_server, live_db
 ):
@@ -623,3 +663,42 @@ async def test_postgres_restart_while_clients_draw_is_survived(start_server, tmp
         assert "1011" not in server.logs()
     finally:
         await to_thread(pg.stop)
+
+
+async def test_connections_of_a_killed_daphne_do_not_stay_listed_for_ever(
+    start_server, live_db
+):
+    """After kill -9 nobody says `left` for the dead process's connections;
+    their presence rows stop counting after 3 heartbeats, but a client that
+    joined before that was listed them in its welcome and must be told they
+    left, or it shows every user twice until it reloads."""
+    heartbeat = 2
+    env = {"WHITEBOARD_HEARTBEAT_SECONDS": heartbeat}
+    slug = await to_thread(live_db.create_board)
+    doomed = await to_thread(start_server, **env)
+    clients = [await Client(n, Ledger()).connect(doomed, slug) for n in ("x", "y")]
+    gone = {c.welcome["you"]["sid"] for c in clients}
+    await to_thread(doomed.kill)
+    server = await to_thread(start_server, **env)
+    for client in clients:
+        await client.reconnect(server, slug)
+    listed = {u["sid"] for u in clients[0].welcome["users"]} & gone
+    stop = asyncio.Event()
+
+    async def ping(client):  # the heartbeat keeps them open (4408 otherwise)
+        while not stop.is_set():
+            await client.send(json.dumps({"type": "ping"}))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1)
+
+    pinging = [asyncio.create_task(ping(c)) for c in clients]
+    try:
+        print(f"{len(listed)} connections of the killed daphne listed in a welcome")
+        await clients[0].until(
+            lambda: listed <= clients[0].lefts, 3 * heartbeat + 5, "their `left`"
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*pinging)
+        for client in clients:
+            await client.close()

@@ -19,7 +19,7 @@ from .identity import Author
 from .models import Element, History, Op
 from .protocol import frames
 from .protocol.frames import element_text, encode, size
-from .rows import insert_rows
+from .rows import insert_rows, update_rows
 
 ELEMENT_FIELDS = ("v", "deleted", "body", "field_v")
 
@@ -424,9 +424,7 @@ class Batch:
             insert_rows(Element, self.new_rows)
             self.new_rows = []
         if self.dirty:
-            Element.objects.bulk_update(
-                self.dirty.values(), ELEMENT_FIELDS, batch_size=500
-            )
+            update_rows(Element, list(self.dirty.values()), ELEMENT_FIELDS)
             self.dirty = {}
         if self.new_ops:
             insert_rows(Op, self.new_ops)

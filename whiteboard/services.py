@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from . import broadcast, selectors
 from .access import board_role, session_keys
 from .changes import Batch, OpRequest, Outcome, named_elements
+from .history import in_chunks
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
 from .models import Board, Membership, Op, Presence, ShareLink, random_slug
 from .protocol import REDO, UNDO, Limits, frames
@@ -176,11 +177,75 @@ def presence_leave(*, sid):
     Presence.objects.filter(sid=sid).delete()
 
 
-def presence_touch(*, server, sids):
-    """Mark this process's connections as still open; others age out."""
+# Stale presence rows deleted (and announced `left`) per heartbeat, at most.
+REAP_LIMIT = 1000
+
+
+@dataclass
+class PresenceCheck:
+    """What one heartbeat's presence upkeep found.
+
+    `missing`: this process's connections whose row is gone, because another
+    process reaped it while this one could not reach the database; they are
+    written again with `presence_restore` and announced `joined`.
+    `reaped`: (sid, board slug) of other processes' rows that went stale (a
+    process killed, or cut off from the database) and were deleted here; each
+    is announced `left`, since a client that joined before they went stale
+    was listed them in its welcome.
+    """
+
+    missing: list[str]
+    reaped: list[tuple[str, str]]
+
+
+def presence_touch(*, server, sids, heartbeat_seconds) -> PresenceCheck:
+    """Mark this process's connections as still open; reap the stale rows."""
     now = timezone.now()
-    Presence.objects.filter(server=server, sid__in=sids).update(seen_at=now)
-    Presence.objects.filter(seen_at__lt=now - timedelta(hours=1)).delete()
+    touched = 0
+    for chunk in in_chunks(sids):
+        rows = Presence.objects.filter(server=server, sid__in=chunk)
+        touched += rows.update(seen_at=now)
+    missing: list[str] = []
+    if touched < len(sids):
+        found: set[str] = set()
+        for chunk in in_chunks(sids):
+            rows = Presence.objects.filter(sid__in=chunk)
+            found.update(rows.values_list("sid", flat=True))
+        missing = [sid for sid in sids if sid not in found]
+    before = now - timedelta(seconds=3 * heartbeat_seconds)
+    return PresenceCheck(missing, presence_reap(server=server, before=before))
+
+
+def presence_reap(*, server, before, limit=REAP_LIMIT) -> list[tuple[str, str]]:
+    """Delete other processes' rows not refreshed since `before`.
+
+    Two processes reaping at once each take the rows the other has not locked
+    (PostgreSQL's SKIP LOCKED; SQLite runs one write transaction at a time),
+    so each row is announced once. A process's own rows are its own business:
+    it refreshes them, or finds them missing and writes them again.
+    """
+    with transaction.atomic():
+        stale = list(
+            Presence.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(seen_at__lt=before)
+            .exclude(server=server)
+            .values_list("pk", "sid", "board__slug")[:limit]
+        )
+        Presence.objects.filter(pk__in=[pk for pk, _, _ in stale]).delete()
+    return [(sid, slug) for _, sid, slug in stale]
+
+
+def presence_restore(*, server, channel_name, rows: list[dict]) -> None:
+    """Write again the rows of open connections that were reaped (see
+    PresenceCheck); each dict holds board_id, sid, name, color, user_id, role."""
+    now = timezone.now()
+    Presence.objects.bulk_create(
+        [
+            Presence(server=server, channel_name=channel_name, seen_at=now, **row)
+            for row in rows
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def ops_commit(*, board_id, requests, limits):

@@ -45,6 +45,7 @@ join = database_sync_to_async(services.board_join)
 leave = database_sync_to_async(services.presence_leave)
 recheck = database_sync_to_async(services.connection_recheck)
 touch = database_sync_to_async(services.presence_touch)
+restore = database_sync_to_async(services.presence_restore)
 commit_boards = database_sync_to_async(services.ops_commit_boards)
 snapshot_page = database_sync_to_async(selectors.snapshot_page)
 replay_page = database_sync_to_async(selectors.replay_page)
@@ -315,6 +316,10 @@ class Process:
         room = self.by_slug.get(str(event.get("board")))
         if room is None:
             return
+        if kind == broadcast.LEFT and event.get("sid") in room.members:
+            # Another process reaped the row of a connection open here, while
+            # our database was away: it is written again (restore_presence).
+            return
         if kind == broadcast.OPS:
             room.on_ops_event(event)
         elif kind in broadcast.HANDLERS:
@@ -422,17 +427,57 @@ class Process:
         for sid, slug in list(self.unleft.items()):
             await leave(sid=sid)
             del self.unleft[sid]
-            event = {"type": broadcast.LEFT, "sid": sid, "board": slug}
-            room = self.by_slug.get(slug)
-            if room is not None:
-                room.dispatch(event)
-            await self.publish(board_group(slug), event)
+            await self.say_left(sid, slug)
+
+    async def say_left(self, sid: str, slug: str) -> None:
+        """Announce that a connection whose row is gone has left its board.
+
+        A failed publish is tried again at the next heartbeat (clear_unleft).
+        """
+        event = {"type": broadcast.LEFT, "sid": sid, "board": slug}
+        room = self.by_slug.get(slug)
+        if room is not None:
+            room.dispatch(event)
+        if not await self.publish(board_group(slug), event):
+            self.leave_later(sid, slug)
 
     async def touch_presence(self) -> None:
+        """Refresh this process's presence rows; announce the stale rows of
+        processes that died as `left`, and write again any of ours another
+        process reaped while our database was away."""
         await self.clear_unleft()
-        sids = [sid for room in self.rooms.values() for sid in room.members]
-        await touch(server=self.server, sids=sids)
+        members = {
+            sid: c for room in self.rooms.values() for sid, c in room.members.items()
+        }
+        check = await touch(
+            server=self.server, sids=list(members), heartbeat_seconds=self.heartbeat
+        )
+        if check.missing:
+            await self.restore_presence(check.missing)
+        for sid, slug in check.reaped:
+            await self.say_left(sid, slug)
         await self.check_logins()
+
+    async def restore_presence(self, sids: list[str]) -> None:
+        """Write the rows of open connections again and say they are here.
+
+        Only connections still open now: one that ends after this deletes its
+        row after the restore, on the same database thread.
+        """
+        found: list[tuple[Room, Connection, dict]] = []
+        for room in self.rooms.values():
+            for sid in sids:
+                conn = room.members.get(sid)
+                row = conn.presence() if conn is not None else None
+                if conn is not None and row is not None:
+                    found.append((room, conn, row))
+        if not found:
+            return
+        logger.info("Presence: %d rows of open connections written again", len(found))
+        rows = [row for _, _, row in found]
+        await restore(server=self.server, channel_name=self.channel or "", rows=rows)
+        for room, conn, _ in found:
+            await room.publish({"type": broadcast.JOINED, "user": conn.you()})
 
     async def check_logins(self) -> None:
         """End the sockets whose login ended without its event reaching us."""

@@ -70,6 +70,12 @@ class Connection(Protocol):
     def tick(self, now: float) -> None:
         """Every process.TICK: heartbeat and outbox bounds."""
 
+    def presence(self) -> dict | None:
+        """Its presence row's fields once written, for services.presence_restore."""
+
+    def you(self) -> dict:
+        """How `joined` names it: sid, name, color."""
+
     async def shut_down(self) -> None:
         """The server is stopping: say bye and close with 1012."""
 

@@ -163,6 +163,9 @@ class Session:
         # (session key, user id) of a logged-in socket, checked every heartbeat.
         self.login: tuple[str, int] | None = None
         self.author: Author | None = None
+        self.color = ""
+        # Whether this connection's presence row was written (board_join).
+        self.listed = False
         self.role = "viewer"
         self.keys: tuple = ()
         self.access_version = 0
@@ -234,6 +237,7 @@ class Session:
         if self.user_id is not None and session_key:
             self.login = (session_key, self.user_id)
         self.role = admission.role
+        self.color = admission.color
         self.keys = admission.keys
         self.access_version = admission.access_version
 
@@ -265,6 +269,7 @@ class Session:
             limits=self.limits,
             max_replay=settings.WHITEBOARD_MAX_REPLAY,
         )
+        self.listed = True
         self.delivered = joined.seq
         self.room.synced(joined.seq)
         self.title, self.locked = joined.board["title"], joined.board["locked"]
@@ -275,9 +280,25 @@ class Session:
             await self.send_snapshot(joined.seq)
         else:
             await self.send_replay(joined.replay_after, joined.seq)
+        await self.go_live(self.you())
+
+    def you(self) -> dict:
+        """This connection as `welcome` and `joined` name it."""
         assert self.author is not None
-        you = {"sid": self.sid, "name": self.author.by, "color": admission.color}
-        await self.go_live(you)
+        return {"sid": self.sid, "name": self.author.by, "color": self.color}
+
+    def presence(self) -> dict | None:
+        """The fields of this connection's presence row, once it was written."""
+        if not self.listed or self.room is None or self.author is None:
+            return None
+        return {
+            "board_id": self.room.board_id,
+            "sid": self.sid,
+            "name": self.author.by,
+            "color": self.color,
+            "user_id": self.user_id,
+            "role": self.role,
+        }
 
     async def send_snapshot(self, seq: int) -> None:
         """The board, read a page at a time and written as the socket drains."""

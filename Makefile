@@ -36,10 +36,10 @@ test: $(VENV)/.dev
 # The bench smoke test starts its own PostgreSQL, Redis and nginx, so it runs
 # once, on its own, rather than in both passes.
 test-default: $(VENV)/.dev
-	$(BIN)/python -m pytest --ignore=tests/test_bench_smoke.py
+	$(BIN)/python -m pytest --durations=15 --ignore=tests/test_bench_smoke.py
 
 test-scaleout: $(VENV)/.dev
-	scripts/with-services.sh $(BIN)/python -m pytest --ignore=tests/test_bench_smoke.py
+	scripts/with-services.sh $(BIN)/python -m pytest --durations=15 --ignore=tests/test_bench_smoke.py
 
 # The browser tests alone, on the embedded defaults.
 test-browser: $(VENV)/.dev

@@ -153,12 +153,34 @@ REDIS_URL = env("REDIS_URL")
 REDIS_CHANNEL_LAYER = env("REDIS_CHANNEL_LAYER", "core")
 if REDIS_CHANNEL_LAYER not in {"core", "pubsub"}:
     raise ImproperlyConfigured("REDIS_CHANNEL_LAYER must be core or pubsub")
+
+
+def redis_host(url: str) -> dict:
+    """One channel-layer host: its URL and the redis-py connection options.
+
+    redis-py 8 times out socket reads after 5 s, exactly the time
+    channels_redis blocks waiting for a message, which killed every consumer
+    whose channel stayed quiet that long; a query string in REDIS_URL still
+    overrides the 30 s here. After a Redis restart, the first command on each
+    connection redis-py pooled before fails with "Connection closed by
+    server" although Redis is back: a command that fails to reach Redis is
+    sent again, on a new connection, up to twice (timeouts are not retried:
+    a hung Redis is reported, not waited for three times over).
+    """
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2, (RedisConnectionError,))
+    return {"address": url, "socket_timeout": 30, "retry": retry}
+
+
 if REDIS_URL and REDIS_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "hosts": [redis_host(REDIS_URL)],
                 "prefix": env("REDIS_PREFIX", "whiteboard"),
             },
         }
@@ -168,11 +190,7 @@ elif REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # redis-py 8 times out socket reads after 5 s, exactly the time
-                # channels_redis blocks waiting for a message, which killed every
-                # consumer whose channel stayed quiet that long. A query string in
-                # REDIS_URL still overrides this.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "hosts": [redis_host(REDIS_URL)],
                 "prefix": env("REDIS_PREFIX", "whiteboard"),
                 "capacity": 1000,
                 "expiry": 30,

@@ -138,3 +138,26 @@ async def test_rows_reaped_while_the_database_was_away_are_written_again(
     assert not [f for f in b.skipped if f["type"] == "left"]
     late = await connect()
     assert {u["sid"] for u in late.welcome["users"]} == {a.sid, b.sid}
+
+
+def test_restore_skips_rows_whose_board_or_account_is_gone(board, make_user):
+    gone_user = make_user("gwen")
+    other = services.board_create(slug="other", title="Other")
+
+    def row(sid, board_id, user_id=None):
+        return {
+            "board_id": board_id,
+            "sid": sid,
+            "name": sid,
+            "color": "#abcdef",
+            "user_id": user_id,
+            "role": "editor",
+        }
+
+    rows = [row("kept", board.pk), row("user-gone", board.pk, gone_user.pk)]
+    rows.append(row("board-gone", other.pk))
+    gone_user.delete()
+    other.delete()
+    written = services.presence_restore(server="me", channel_name="ch", rows=rows)
+    assert written == ["kept"]
+    assert list(Presence.objects.values_list("sid", flat=True)) == ["kept"]

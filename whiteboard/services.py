@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -235,17 +236,31 @@ def presence_reap(*, server, before, limit=REAP_LIMIT) -> list[tuple[str, str]]:
     return [(sid, slug) for _, sid, slug in stale]
 
 
-def presence_restore(*, server, channel_name, rows: list[dict]) -> None:
+def presence_restore(*, server, channel_name, rows: list[dict]) -> list[str]:
     """Write again the rows of open connections that were reaped (see
-    PresenceCheck); each dict holds board_id, sid, name, color, user_id, role."""
-    now = timezone.now()
-    Presence.objects.bulk_create(
-        [
-            Presence(server=server, channel_name=channel_name, seen_at=now, **row)
-            for row in rows
-        ],
-        ignore_conflicts=True,
+    PresenceCheck); each dict holds board_id, sid, name, color, user_id, role.
+    Returns the sids written."""
+    # A row also goes with its board or account (on delete cascade): those
+    # connections are being closed by the board's `gone` event or the login
+    # check, and get no row back.
+    boards = set(
+        Board.objects.filter(pk__in={r["board_id"] for r in rows}).values_list(
+            "pk", flat=True
+        )
     )
+    users = set(
+        get_user_model()
+        .objects.filter(pk__in={r["user_id"] for r in rows} - {None})
+        .values_list("pk", flat=True)
+    )
+    now = timezone.now()
+    kept = [
+        Presence(server=server, channel_name=channel_name, seen_at=now, **row)
+        for row in rows
+        if row["board_id"] in boards and row["user_id"] in users | {None}
+    ]
+    Presence.objects.bulk_create(kept, ignore_conflicts=True)
+    return [row.sid for row in kept]
 
 
 def ops_commit(*, board_id, requests, limits):

@@ -452,11 +452,11 @@ class Process:
         check = await touch(
             server=self.server, sids=list(members), heartbeat_seconds=self.heartbeat
         )
-        if check.missing:
-            await self.restore_presence(check.missing)
+        await self.check_logins()
         for sid, slug in check.reaped:
             await self.say_left(sid, slug)
-        await self.check_logins()
+        if check.missing:
+            await self.restore_presence(check.missing)
 
     async def restore_presence(self, sids: list[str]) -> None:
         """Write the rows of open connections again and say they are here.
@@ -475,9 +475,14 @@ class Process:
             return
         logger.info("Presence: %d rows of open connections written again", len(found))
         rows = [row for _, _, row in found]
-        await restore(server=self.server, channel_name=self.channel or "", rows=rows)
+        written = set(
+            await restore(
+                server=self.server, channel_name=self.channel or "", rows=rows
+            )
+        )
         for room, conn, _ in found:
-            await room.publish({"type": broadcast.JOINED, "user": conn.you()})
+            if conn.sid in written:
+                await room.publish({"type": broadcast.JOINED, "user": conn.you()})
 
     async def check_logins(self) -> None:
         """End the sockets whose login ended without its event reaching us."""

@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -31,9 +32,29 @@ LISTENING = b"Listening on TCP address"
 
 
 def free_port():
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port for a server of a test.
+
+    `make test` runs its two passes side by side and gives each its own
+    TEST_PORT_RANGE ("low-high", below the kernel's ephemeral ports): a port
+    one pass picked is never taken by the other pass, nor by an outgoing
+    connection, before its server binds it, or while a test restarts a
+    server on the same port. Without it: any free port.
+    """
+    span = os.environ.get("TEST_PORT_RANGE")
+    if not span:
+        with closing(socket.socket()) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    low, high = (int(part) for part in span.split("-"))
+    for _ in range(1000):
+        port = random.randint(low, high)
+        with closing(socket.socket()) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in TEST_PORT_RANGE {span}")
 
 
 class Output:

@@ -239,8 +239,10 @@ class Process:
 
     async def start(self) -> None:
         layer = channel_layer()
+        loop = asyncio.get_running_loop()
+        quiet_receive_cleanup(loop)
         self.channel = await layer.new_channel()
-        self.listener = asyncio.get_running_loop().create_task(self.listen(layer))
+        self.listener = loop.create_task(self.listen(layer))
 
     def in_order(self, group: str, action: str) -> asyncio.Task[None]:
         """Run a membership change after the previous one for the same group."""
@@ -539,6 +541,48 @@ async def finish_layer_cleanup() -> None:
         await asyncio.wait_for(wait_received(), CLOSE_WAIT)
     except TimeoutError:
         logger.warning("Redis cleanup after receiving did not finish in time")
+
+
+ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+def quiet_receive_cleanup(loop: asyncio.AbstractEventLoop) -> None:
+    """Log a failed channels_redis receive cleanup as one line, not a traceback.
+
+    channels_redis removes each message it handed over from Redis' backup
+    queue in a task of its own that nobody awaits. When Redis goes away at
+    that moment (a restart), the task fails with a ConnectionError and asyncio
+    logs "Task exception was never retrieved" with two tracebacks, although
+    the message was delivered; only its backup copy stays in Redis, where it
+    expires. Every other unhandled error still reaches the previous handler.
+    """
+    previous = loop.get_exception_handler()
+    if getattr(previous, "quiets_receive_cleanup", False):
+        return
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        task = context.get("future")
+        exc = context.get("exception")
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        name = getattr(coro, "__qualname__", "")
+        if name.endswith("._clean_receive_backup") and is_redis_error(exc):
+            logger.warning(
+                "Channel layer: a received message's backup copy was not "
+                "removed from Redis (it expires there): %s",
+                exc,
+            )
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handle.quiets_receive_cleanup = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handle)
+
+
+def is_redis_error(exc: object) -> bool:
+    return type(exc).__module__.startswith("redis.")
 
 
 async def settle_tasks(what: str, tasks: list[asyncio.Task[None]]) -> None:

@@ -543,9 +543,6 @@ async def finish_layer_cleanup() -> None:
         logger.warning("Redis cleanup after receiving did not finish in time")
 
 
-ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
-
-
 def quiet_receive_cleanup(loop: asyncio.AbstractEventLoop) -> None:
     """Log a failed channels_redis receive cleanup as one line, not a traceback.
 
@@ -553,8 +550,10 @@ def quiet_receive_cleanup(loop: asyncio.AbstractEventLoop) -> None:
     queue in a task of its own that nobody awaits. When Redis goes away at
     that moment (a restart), the task fails with a ConnectionError and asyncio
     logs "Task exception was never retrieved" with two tracebacks, although
-    the message was delivered; only its backup copy stays in Redis, where it
-    expires. Every other unhandled error still reaches the previous handler.
+    the message was delivered. If its backup copy survives in Redis, the next
+    receive puts it back and it is delivered once more, which does no harm:
+    rooms take ops by seq and drop repeats, presence events are idempotent.
+    Every other unhandled error still reaches the previous handler.
     """
     previous = loop.get_exception_handler()
     if getattr(previous, "quiets_receive_cleanup", False):
@@ -568,7 +567,7 @@ def quiet_receive_cleanup(loop: asyncio.AbstractEventLoop) -> None:
         if name.endswith("._clean_receive_backup") and is_redis_error(exc):
             logger.warning(
                 "Channel layer: a received message's backup copy was not "
-                "removed from Redis (it expires there): %s",
+                "removed from Redis (it may be delivered again): %s",
                 exc,
             )
             return

@@ -253,11 +253,12 @@ def presence_restore(*, server, channel_name, rows: list[dict]) -> list[str]:
         .objects.filter(pk__in={r["user_id"] for r in rows} - {None})
         .values_list("pk", flat=True)
     )
+    users.add(None)  # a guest
     now = timezone.now()
     kept = [
         Presence(server=server, channel_name=channel_name, seen_at=now, **row)
         for row in rows
-        if row["board_id"] in boards and row["user_id"] in users | {None}
+        if row["board_id"] in boards and row["user_id"] in users
     ]
     Presence.objects.bulk_create(kept, ignore_conflicts=True)
     return [row.sid for row in kept]

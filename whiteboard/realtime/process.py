@@ -448,11 +448,9 @@ class Process:
         processes that died as `left`, and write again any of ours another
         process reaped while our database was away."""
         await self.clear_unleft()
-        members = {
-            sid: c for room in self.rooms.values() for sid, c in room.members.items()
-        }
+        sids = [sid for room in self.rooms.values() for sid in room.members]
         check = await touch(
-            server=self.server, sids=list(members), heartbeat_seconds=self.heartbeat
+            server=self.server, sids=sids, heartbeat_seconds=self.heartbeat
         )
         await self.check_logins()
         for sid, slug in check.reaped:
@@ -466,13 +464,14 @@ class Process:
         Only connections still open now: one that ends after this deletes its
         row after the restore, on the same database thread.
         """
+        rooms = {sid: room for room in self.rooms.values() for sid in room.members}
         found: list[tuple[Room, Connection, dict]] = []
-        for room in self.rooms.values():
-            for sid in sids:
-                conn = room.members.get(sid)
-                row = conn.presence() if conn is not None else None
-                if conn is not None and row is not None:
-                    found.append((room, conn, row))
+        for sid in sids:
+            room = rooms.get(sid)
+            conn = room.members[sid] if room is not None else None
+            row = conn.presence() if conn is not None else None
+            if room is not None and conn is not None and row is not None:
+                found.append((room, conn, row))
         if not found:
             return
         logger.info("Presence: %d rows of open connections written again", len(found))

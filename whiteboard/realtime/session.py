@@ -292,10 +292,8 @@ class Session:
         if not self.listed or self.room is None or self.author is None:
             return None
         return {
+            **self.you(),  # sid, name, color
             "board_id": self.room.board_id,
-            "sid": self.sid,
-            "name": self.author.by,
-            "color": self.color,
             "user_id": self.user_id,
             "role": self.role,
         }

@@ -446,6 +446,42 @@ NON_READERS = 16
 STALL_SECONDS = 3
 
 
+async def test_a_guests_burst_of_near_limit_adds_reaches_everyone_in_bounded_frames(
+    start_server, live_db
+):
+    """Issue 9: "a guest sending 20 near-limit adds back to back" committed them
+    in one batch whose single `ops` frame was over daphne's 1 MiB send limit:
+    every watcher got 1011. Now the batch reaches everyone in frames within
+    the budget, and nobody is closed."""
+    server = start_server(WHITEBOARD_OPS_PER_SECOND=10_000)
+    slug = await to_thread(live_db.create_board)
+    ledger = Ledger()
+    guest, watcher, other = [
+        await Client(name, ledger).connect(server, slug)
+        for name in ("guest", "watcher", "other")
+    ]
+    burst = [stroke(f"burst{n}", 5000, n, seed=n) for n in range(20)]
+    for element in burst:  # back to back: no answer awaited in between
+        await guest.add(element)
+    ids = {element["id"] for element in burst}
+    for client in (guest, watcher, other):
+        await client.until(lambda c=client: ids <= set(c.elements), 30, "the burst")
+    size = sum(len(json.dumps(element)) for element in burst)
+    print(
+        f"20 adds of 5,000 points ({size / 1e6:.2f} MB) back to back; the "
+        f"largest frame a watcher got was {watcher.largest_frame} bytes"
+    )
+    assert size > 1_000_000
+    assert set(guest.resolved.values()) == {"ops"}, guest.errors[:3]
+    for client in (guest, watcher, other):
+        assert not client.problems, (client.name, client.problems[:3])
+        assert client.closes == [], (client.name, client.closes)
+        assert not client.errors, (client.name, client.errors[:3])
+    for client in (guest, watcher, other):
+        await client.close()
+    assert "Traceback" not in server.logs()
+
+
 async def test_a_big_undo_does_not_hold_up_other_boards(start_server, live_db):
     """Issue 9: "a big undo stalls every board". While the undo of a clear of
     1,000 elements commits, someone draws on another board of the same

@@ -56,6 +56,8 @@ CLOSE_WAIT = 5.0
 # Heartbeats and outbox bounds are checked this often (seconds).
 TICK = 0.5
 RENEW_RETRY = 0.5
+# The longest a group_send may take before it counts as failed.
+PUBLISH_WAIT = 5.0
 MAX_UNLEFT = 10_000
 LOG_EVERY = 10.0
 LOGGED_OUT = {
@@ -273,10 +275,15 @@ class Process:
         """Send an event to a group; False (logged) if the channel layer failed.
 
         Every event names the process it comes from: the listener skips its
-        own, which local connections were given directly.
+        own, which local connections were given directly. A send that hangs
+        (a Redis that accepts but never answers) fails after PUBLISH_WAIT, so
+        that no commit's delivery and no closing connection waits for ever.
         """
         try:
-            await channel_layer().group_send(group, {**event, "origin": self.server})
+            await asyncio.wait_for(
+                channel_layer().group_send(group, {**event, "origin": self.server}),
+                PUBLISH_WAIT,
+            )
         except Exception as exc:
             self.layer_trouble(f"sending to {group} failed: {exc}")
             return False

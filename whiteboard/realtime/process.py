@@ -285,7 +285,10 @@ class Process:
                 PUBLISH_WAIT,
             )
         except Exception as exc:
-            self.layer_trouble(f"sending to {group} failed: {exc}")
+            # A timeout's text is empty: name it.
+            self.layer_trouble(
+                f"sending to {group} failed: {exc or type(exc).__name__}"
+            )
             return False
         return True
 

@@ -6,6 +6,8 @@ realtime/outbox.py is pure asyncio, so each rule is tested without sockets.
 import asyncio
 import json
 
+import pytest
+
 from whiteboard.protocol.frames import OpsFrame
 from whiteboard.realtime.outbox import Coalescer, Outbox, OutboxBounds, SeqOrder
 
@@ -128,6 +130,10 @@ class Socket:
         self.buffer = 0
         self.texts = []
         self.reading = False
+        self.failures = 0
+
+    def failed(self):
+        self.failures += 1
 
     async def write(self, text):
         self.texts.append(text)
@@ -140,7 +146,9 @@ class Socket:
 
 def outbox(socket, overflows, **bounds):
     limits = OutboxBounds(**{"max_bytes": 1000, "high_water": 100, **bounds})
-    return Outbox(socket.write, socket.buffered, limits, overflows.append)
+    return Outbox(
+        socket.write, socket.buffered, limits, overflows.append, socket.failed
+    )
 
 
 async def test_frames_are_handed_over_only_while_the_socket_drains():
@@ -155,6 +163,80 @@ async def test_frames_are_handed_over_only_while_the_socket_drains():
     await box.flush(1)
     assert [text[-1] for text in socket.texts] == list("01234")
     assert overflows == []
+
+
+async def test_a_frame_for_an_idle_socket_is_handed_over_before_push_returns():
+    socket, overflows = Socket(), []
+    box = outbox(socket, overflows)
+    box.push("ack-1")
+    box.push("ack-2")
+    assert socket.texts == ["ack-1", "ack-2"]  # no task, no loop turn
+    assert box.writer is None
+
+
+class WaitingSocket(Socket):
+    """A server whose send waits (a loop turn, or a future) before writing."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = None
+
+    async def write(self, text):
+        if self.gate is not None:
+            await self.gate
+        await asyncio.sleep(0)
+        await super().write(text)
+
+
+async def test_frames_keep_their_order_when_the_servers_send_waits():
+    socket, overflows = WaitingSocket(), []
+    socket.reading = True
+    socket.gate = asyncio.get_running_loop().create_future()
+    box = outbox(socket, overflows)
+    for n in range(5):
+        box.push(f"frame-{n}")
+    assert socket.texts == [] and box.writer is not None
+    socket.gate.set_result(None)
+    await box.flush(1)
+    assert socket.texts == [f"frame-{n}" for n in range(5)]
+    box.push("frame-5")
+    await box.flush(1)
+    assert socket.texts[-1] == "frame-5"
+
+
+@pytest.mark.parametrize("turns", [0, 1])
+async def test_a_drain_waiting_on_the_server_can_be_cancelled(turns):
+    socket, overflows = WaitingSocket(), []
+    socket.gate = asyncio.get_running_loop().create_future()
+    box = outbox(socket, overflows)
+    box.push("never")
+    writer = box.writer
+    assert writer is not None
+    for _ in range(turns):  # 0: cancelled before the task's first step
+        await asyncio.sleep(0)
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    # The cancellation reached the send itself, as `await` would have it.
+    assert socket.gate.cancelled() == bool(turns)
+    assert box.writer is None and not box.draining
+    socket.gate = None
+    box.push("after")  # a later frame starts a new drain
+    await box.flush(1)
+    assert socket.texts == ["after"]
+
+
+async def test_a_send_that_raises_ends_the_outbox_once():
+    class Broken(Socket):
+        async def write(self, text):
+            raise RuntimeError("server bug")
+
+    socket, overflows = Broken(), []
+    box = outbox(socket, overflows)
+    box.push("a")
+    box.push("b")
+    assert socket.failures == 1
+    assert box.closed and box.pending() == 0
 
 
 async def test_more_than_the_bound_waiting_breaks_the_connection_once():

@@ -15,8 +15,9 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from whiteboard.protocol import frames
 from whiteboard.protocol.frames import OpsFrame, size
@@ -45,13 +46,64 @@ Write = Callable[[str], Awaitable[None]]
 Buffered = Callable[[], int]
 
 
+def start_now(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Run `coro` at once up to its first wait; a Task carries on from there.
+
+    What Python 3.12's eager tasks do, for one coroutine: handing a frame to
+    daphne never waits (it writes to Twisted's transport buffer), so an
+    outbox's frames go out without a Task per frame; with a server whose send
+    does wait, the rest runs in a Task as usual. None if `coro` finished.
+    """
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return None
+    return asyncio.get_running_loop().create_task(Resumed(coro, waiting))
+
+
+class Resumed(Coroutine[Any, Any, None]):
+    """A coroutine already started and waiting for `waiting`, in a form a Task
+    can run from that point: the first step yields `waiting` again, every later
+    send, throw (a cancellation) and close goes to the coroutine itself."""
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self.coro = coro
+        self.first: list[Any] = [waiting]
+
+    def send(self, value: Any) -> Any:
+        if self.first:
+            return self.first.pop()
+        return self.coro.send(value)
+
+    def throw(self, *exc: Any) -> Any:
+        self.first.clear()
+        return self.coro.throw(*exc)
+
+    def close(self) -> None:
+        self.coro.close()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return self
+
+    def __iter__(self) -> Resumed:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+
 class Outbox:
     """The frames waiting for one socket, bounded in bytes and in time.
 
     `buffered()` reports the bytes the server (daphne's transport) holds for
     the socket but has not written to it yet; frames are handed over only
     while that is under the high-water mark, so what waits is counted here.
-    `overflow(reason)` is called once when the bounds are broken.
+    `overflow(reason)` is called once when the bounds are broken, `failed()`
+    once if `write` raises (a server bug: nothing more is sent).
+
+    A frame pushed while nothing waits is handed to the server at once, in
+    the caller's step (`start_now`); frames wait in the queue only behind a
+    full server buffer.
     """
 
     def __init__(
@@ -60,14 +112,17 @@ class Outbox:
         buffered: Buffered,
         bounds: OutboxBounds,
         overflow: Callable[[str], None],
+        failed: Callable[[], None],
     ) -> None:
         self.write = write
         self.buffered = buffered
         self.bounds = bounds
         self.overflow = overflow
+        self.failed = failed
         self.queue: deque[str] = deque()
         self.queued = 0
-        self.writer: asyncio.Task[None] | None = None
+        self.draining = False
+        self.writer: asyncio.Task[None] | None = None  # a drain that had to wait
         self.closed = False
         self.broken = False
         self.handed = 0  # bytes given to the server so far
@@ -85,8 +140,8 @@ class Outbox:
         if self.pending() > self.bounds.max_bytes:
             self.break_bounds(f"more than {self.bounds.max_bytes} bytes waiting")
             return
-        if self.writer is None:
-            self.writer = asyncio.get_running_loop().create_task(self.drain())
+        if not self.draining:
+            self.writer = start_now(self.drain())
 
     def push_volatile(self, text: str) -> bool:
         """Queue a cursor or draft frame unless the socket lags; False if dropped."""
@@ -105,6 +160,7 @@ class Outbox:
     # -- handing frames to the server ----------------------------------------
 
     async def drain(self) -> None:
+        self.draining = True
         try:
             while self.queue and not self.closed:
                 if self.buffered() > self.bounds.high_water:
@@ -115,7 +171,12 @@ class Outbox:
                 self.queued -= cost
                 self.handed += cost
                 await self.write(text)
+        except Exception:
+            logger.exception("Handing a frame to the server failed")
+            self.close()
+            self.failed()
         finally:
+            self.draining = False
             self.writer = None
 
     async def wait_for_room(self) -> None:

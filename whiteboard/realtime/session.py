@@ -181,6 +181,7 @@ class Session:
             probe.pending if probe is not None else lambda: 0,
             outbox_bounds(),
             self.overflowed,
+            lambda: self.spawn(self.fail()),
         )
         self.delivered = 0
         self.held: list[OpsFrame | Event] = []

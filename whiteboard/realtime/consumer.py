@@ -33,7 +33,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.session = Session(self, scope)
         try:
-            await super().__call__(scope, receive, send)
+            await self.serve(scope, receive, send)
         except BaseException as exc:
             # Raised outside dispatch(): the server cancelled the application
             # while stopping, or Channels itself failed. Close cleanly either
@@ -45,6 +45,20 @@ class BoardConsumer(AsyncWebsocketConsumer):
                 raise
             logger.exception("Connection %s failed", self.session.sid)
             await self.session.fail()
+
+    async def serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' `AsyncConsumer.__call__` for a consumer without a channel
+        of its own: with one source of messages, each is awaited directly,
+        where Channels' `await_many_dispatch` makes a Task and an
+        `asyncio.wait` per incoming frame."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     # == connection lifecycle ====================================================
 

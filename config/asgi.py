@@ -6,11 +6,16 @@ whiteboard/origin.py) before authentication or routing runs.
 """
 
 import os
+import sys
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
+
+# The event loop and the database thread share the GIL (docs/deploy.md).
+sys.setswitchinterval(settings.WHITEBOARD_SWITCH_INTERVAL_MS / 1000)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -10,6 +10,8 @@
   `whiteboard.send_buffer`, whose `pending()` is the number of bytes Twisted
   holds for the socket but has not written yet. A client that does not read
   fills that buffer, not the kernel's; the session's outbox bounds it (4413).
+  Its `pause_reading()` / `resume_reading()` stop and restart reading from the
+  socket, while a connection has its most ops waiting for the database.
 - Shutdown: daphne's own shutdown only cancels applications, so clients would
   see the TCP connection drop (1006) instead of `bye` + 1012; and in daphne
   4.2 it raises KeyError, skipping even that, when any HTTP connection has not
@@ -62,6 +64,18 @@ class SendBuffer:
         data = getattr(transport, "dataBuffer", b"")
         offset = getattr(transport, "offset", 0)
         return len(data) - offset + getattr(transport, "_tempDataLen", 0)
+
+    def pause_reading(self) -> None:
+        """Read nothing more from the socket: what the client sends waits in
+        the TCP buffers (Twisted's IPushProducer, which TCP transports are)."""
+        transport = getattr(self.protocol, "transport", None)
+        if transport is not None:
+            transport.pauseProducing()
+
+    def resume_reading(self) -> None:
+        transport = getattr(self.protocol, "transport", None)
+        if transport is not None:
+            transport.resumeProducing()
 
 
 def with_send_buffer(create_application: Callable) -> Callable:

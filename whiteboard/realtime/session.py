@@ -86,9 +86,14 @@ class Transport(Protocol):
 
 
 class SendBuffer(Protocol):
-    """Bytes the ASGI server holds for the socket (config/daphne_compat.py)."""
+    """The ASGI server's socket, as config/daphne_compat.py offers it."""
 
-    def pending(self) -> int: ...
+    def pending(self) -> int:
+        """Bytes the server holds for the socket, not yet written."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
 
 
 class TokenBucket:
@@ -176,6 +181,7 @@ class Session:
         probe: SendBuffer | None = scope.get("extensions", {}).get(
             SEND_BUFFER_EXTENSION
         )
+        self.probe = probe
         self.outbox = Outbox(
             transport.send_text,
             probe.pending if probe is not None else lambda: 0,
@@ -188,6 +194,9 @@ class Session:
         self.held_bytes = 0
         self.peers: set[str] = set()
         self.pending: dict[str, bool] = {}  # cid -> a resend is to be answered
+        # Cleared while the socket is not read: too many ops are being committed.
+        self.ops_room = asyncio.Event()
+        self.ops_room.set()
         self.bucket = TokenBucket(self.limits.ops_per_second)
         self.drafts = TokenBucket(settings.WHITEBOARD_DRAFTS_PER_SECOND)
         self.refusals: deque[float] = deque(maxlen=REFUSALS_ALLOWED + 1)
@@ -364,6 +373,32 @@ class Session:
             self.handlers[envelope.type](self, envelope)
         except ProtocolError as error:
             self.refuse(error)
+        if (
+            self.state in LIVE
+            and len(self.pending) >= settings.WHITEBOARD_MAX_PENDING_OPS
+        ):
+            await self.wait_for_commits()
+
+    async def wait_for_commits(self) -> None:
+        """Read nothing more until fewer than WHITEBOARD_MAX_PENDING_OPS of this
+        connection's ops wait for the database.
+
+        A client drawing faster than the server commits is slowed down, not
+        refused: its next frames wait in its own TCP buffers (the server stops
+        reading the socket), and it sees its acks arrive later. The wait ends
+        as commits finish, or when the connection ends (a failed commit ends
+        it with 1013 or 1011).
+        """
+        self.ops_room.clear()
+        if self.probe is not None:
+            self.probe.pause_reading()
+        try:
+            await self.ops_room.wait()
+        finally:
+            if self.probe is not None:
+                self.probe.resume_reading()
+            # The silence meanwhile was the server's, not the client's.
+            self.last_frame = asyncio.get_running_loop().time()
 
     def too_big(self, text: str | None, data: bytes | None) -> bool:
         limit = self.limits.max_frame_bytes
@@ -383,12 +418,6 @@ class Session:
         if cid in self.pending:  # answered once when it commits; copies dropped
             self.pending[cid] = True
             return
-        if len(self.pending) >= settings.WHITEBOARD_MAX_PENDING_OPS:
-            raise messages.RateLimited(
-                f"{len(self.pending)} of your ops are still being saved: wait for "
-                "them before sending more.",
-                cid,
-            )
         free = self.room.in_flight(cid)
         limited = not (free or self.bucket.take())
         op, error = None, None
@@ -457,6 +486,8 @@ class Session:
     def on_outcome(self, request: OpRequest, outcome: Outcome) -> None:
         """After a batch: acks and errors go to the sender only."""
         resent = self.pending.pop(request.cid, False)
+        if len(self.pending) < settings.WHITEBOARD_MAX_PENDING_OPS:
+            self.ops_room.set()
         if outcome.ack:
             if request.counted and not request.rate_limited:
                 self.bucket.give_back()
@@ -506,7 +537,8 @@ class Session:
     def tick(self, now: float) -> None:
         if self.state not in LIVE:
             return
-        if now - self.last_frame > 3 * self.limits.heartbeat_seconds:
+        waiting = not self.ops_room.is_set()  # the server is not reading
+        if not waiting and now - self.last_frame > 3 * self.limits.heartbeat_seconds:
             self.spawn(self.end(CLOSE_IDLE))
             return
         self.outbox.check_progress()
@@ -645,6 +677,7 @@ class Session:
         connections on the board are told `left` before the socket closes."""
         self.outbox.close()
         self.cursors_out.close()
+        self.ops_room.set()  # a receive waiting for commits returns
         for task in self.tasks:
             if task is not asyncio.current_task():
                 task.cancel()

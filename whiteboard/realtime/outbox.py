@@ -24,7 +24,11 @@ from whiteboard.protocol.frames import OpsFrame, size
 
 logger = logging.getLogger(__name__)
 
-# How often a connection that is over its high-water mark looks for drained bytes.
+# A connection over its high-water mark looks for drained bytes after 1 ms, then
+# twice as long each time, up to 20 ms: a socket that drains at once (a late
+# joiner on loopback reading a snapshot) waits about a millisecond per look, a
+# slow reader costs at most 50 looks a second.
+DRAIN_POLL_FIRST = 0.001
 DRAIN_POLL = 0.02
 
 
@@ -188,9 +192,11 @@ class Outbox:
         await self.wait(self.pending)
 
     async def wait(self, measure: Buffered) -> None:
+        delay = DRAIN_POLL_FIRST
         while not self.closed and measure() > self.bounds.high_water:
             self.check_progress()
-            await asyncio.sleep(DRAIN_POLL)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, DRAIN_POLL)
 
     async def flush(self, timeout: float) -> None:
         """Wait (bounded) until every queued frame is handed to the server."""

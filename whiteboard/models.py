@@ -185,7 +185,10 @@ def board_group(slug):
 
 class ElementQuerySet(models.QuerySet):
     def live(self):
-        return self.filter(deleted=False)
+        # `deleted IN (false)`, not `deleted=False`: on SQLite Django writes the
+        # latter as `NOT deleted`, which cannot use the (board, deleted, z)
+        # index, so every page of a snapshot sorted the whole board.
+        return self.filter(deleted__in=[False])
 
 
 class Element(models.Model):

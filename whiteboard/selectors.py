@@ -1,6 +1,6 @@
 """Reads: board state for a joining client, replays, and who is on a board.
 
-The state of a board is read in pages, each one bounded query (keyset
+The state of a board is read in pages, each two bounded queries (keyset
 pagination on `z` or `seq`), so that serving a big board to several joining
 clients at once never holds it whole in memory. Frames are assembled from the
 stored JSON text, so no element is decoded and re-encoded.
@@ -11,15 +11,12 @@ from dataclasses import dataclass
 
 from django.db.models import (
     BigIntegerField,
-    Count,
     F,
     Q,
     QuerySet,
     Sum,
     Value,
-    Window,
 )
-from django.db.models.expressions import RowRange
 from django.db.models.functions import Greatest, Least
 
 from .models import Board, Element, OctetLength, Op, Presence
@@ -40,26 +37,34 @@ def _budgeted(
     rows: QuerySet, *, order: str, fields: tuple[str, ...], text: str, max_bytes: int
 ) -> tuple[list[tuple], bool]:
     """The first `rows` in `order` whose `text` adds up to `max_bytes` (the row
-    that crosses it included), and whether more rows follow; one query.
+    that crosses it included), and whether more rows follow.
 
-    The database reads at most PAGE_ROWS + 1 rows (the one past them only says
-    that more follow) and sends only the rows within the budget.
+    Two plain queries: the sizes of the next PAGE_ROWS + 1 rows (the one past
+    them only says that more follow), then the fields of the rows within the
+    budget, by their range of `order`. Only those rows' text leaves the
+    database. (One query with a running SUM window cost about three times as
+    much on SQLite: a 10,000-element snapshot took 170 ms instead of 50.)
     """
-    window = rows.order_by(order).values("pk")[: PAGE_ROWS + 1]
-    before = Window(
-        Sum(OctetLength(text)), order_by=F(order).asc(), frame=RowRange(None, -1)
+    sizes = list(
+        rows.order_by(order)
+        .annotate(text_bytes=OctetLength(text))
+        .values_list(order, "text_bytes")[: PAGE_ROWS + 1]
     )
-    page = (
-        rows.model.objects.filter(pk__in=window)
-        .annotate(before=before, fetched=Window(Count("pk")))
-        .filter(Q(before__lt=max_bytes) | Q(before__isnull=True))
+    taken = total = 0
+    for _, length in sizes[:PAGE_ROWS]:
+        taken += 1
+        total += length or 0
+        if total >= max_bytes:
+            break
+    if not taken:
+        return [], False
+    first, last = sizes[0][0], sizes[taken - 1][0]
+    found = list(
+        rows.filter(**{f"{order}__gte": first, f"{order}__lte": last})
         .order_by(order)
-        .values_list(*fields, "fetched")
+        .values_list(*fields)
     )
-    found = list(page)
-    fetched = found[0][-1] if found else 0
-    more = fetched > len(found) or len(found) > PAGE_ROWS
-    return [row[:-1] for row in found[:PAGE_ROWS]], more
+    return found, len(sizes) > taken
 
 
 # -- snapshots ----------------------------------------------------------------------

@@ -184,7 +184,7 @@ class WaitingSocket(Socket):
     async def write(self, text):
         if self.gate is not None:
             await self.gate
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the send itself yields once, as such servers do
         await super().write(text)
 
 
@@ -212,7 +212,9 @@ async def test_a_drain_waiting_on_the_server_can_be_cancelled(turns):
     box.push("never")
     writer = box.writer
     assert writer is not None
-    for _ in range(turns):  # 0: cancelled before the task's first step
+    # asyncio runs a new Task's first step on the loop's next turn: after one
+    # yield here the writer is waiting on the gate; with none it has not started.
+    for _ in range(turns):
         await asyncio.sleep(0)
     writer.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -166,18 +166,6 @@ class ShareLink(models.Model):
         self.hint = key[:6]
 
 
-class OctetLength(models.Func):
-    """The UTF-8 length of a text column: what the storage quota and the byte
-    budget of a page of state count (LENGTH counts characters)."""
-
-    function = "OCTET_LENGTH"
-    output_field = models.BigIntegerField()
-
-    def as_sqlite(self, compiler, connection, **extra):
-        template = "LENGTH(CAST(%(expressions)s AS BLOB))"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-
 def board_group(slug):
     """The channel-layer group of one board; slugs are already group-name safe."""
     return f"board.{slug}"

@@ -113,27 +113,27 @@ def _packed(texts: Iterable[str], budget: int) -> Iterator[list[str]]:
         yield run
 
 
-def snapshot_frames(
-    seq: int,
-    elements: Iterable[str],
-    budget: int = FRAME_BUDGET,
-    *,
-    final: bool = True,
-) -> Iterator[str]:
-    """`snapshot` frames of the given element texts, produced as they are read.
+def snapshot_frame(seq: int, elements: Iterable[str], *, more: bool) -> str:
+    """One `snapshot` frame of these element texts."""
+    tail = "true" if more else "false"
+    return (
+        f'{{"type":"snapshot","seq":{seq},"elements":['
+        + ",".join(elements)
+        + f'],"more":{tail}}}'
+    )
 
-    The last frame says `"more":false` when `final` (a snapshot read in pages
-    passes False for every page but the last); an empty board is one frame
-    with `[]`.
-    """
-    head = f'{{"type":"snapshot","seq":{seq},"elements":['
+
+def snapshot_frames(
+    seq: int, elements: Iterable[str], budget: int = FRAME_BUDGET
+) -> Iterator[str]:
+    """A whole snapshot of these element texts, as frames within `budget`;
+    an empty board is one frame with `[]`."""
     previous: list[str] | None = None
     for run in _packed(elements, budget):
         if previous is not None:
-            yield head + ",".join(previous) + '],"more":true}'
+            yield snapshot_frame(seq, previous, more=True)
         previous = run
-    more = "false" if final else "true"
-    yield head + ",".join(previous or ()) + f'],"more":{more}}}'
+    yield snapshot_frame(seq, previous or (), more=False)
 
 
 @dataclass(frozen=True)

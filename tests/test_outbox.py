@@ -287,6 +287,54 @@ async def test_a_slow_reader_that_keeps_reading_stays():
     assert overflows == []
 
 
+class CountingSocket(Socket):
+    """A Socket that counts how often its buffer is looked at."""
+
+    def __init__(self):
+        super().__init__()
+        self.looks = 0
+
+    def buffered(self):
+        self.looks += 1
+        return self.buffer
+
+
+async def test_the_tick_leaves_a_settled_socket_alone_and_watches_a_stalled_one():
+    socket, overflows = CountingSocket(), []
+    box = outbox(socket, overflows, stall_seconds=5)
+    now = asyncio.get_running_loop().time()
+    socket.reading = True
+    box.push("x" * 200)
+    await box.flush(1)
+    box.tick(now)  # handed over, not yet seen written: one look
+    assert socket.looks and overflows == []
+    looks = socket.looks
+    for second in range(1, 60):  # an idle socket: no look at all
+        box.tick(now + second)
+    assert socket.looks == looks and overflows == []
+    socket.reading = False
+    box.push("y" * 200)  # now it stops reading
+    await box.flush(1)
+    box.tick(now + 60)
+    box.tick(now + 64)
+    assert overflows == []
+    box.tick(now + 66)  # nothing written for more than 5 s
+    assert overflows == ["nothing read for 5 s"]
+
+
+async def test_the_tick_keeps_watching_a_socket_with_frames_queued():
+    socket, overflows = CountingSocket(), []
+    box = outbox(socket, overflows, stall_seconds=5)
+    now = asyncio.get_running_loop().time()
+    for n in range(3):  # over the high-water mark: two stay queued here
+        box.push("z" * 90 + str(n))
+    await asyncio.sleep(0)
+    assert box.queued
+    box.tick(now + 1)
+    box.tick(now + 7)
+    assert overflows == ["nothing read for 5 s"]
+
+
 async def test_the_first_item_goes_out_at_once_and_later_ones_are_merged():
     flushed = []
     arrived = asyncio.Event()

@@ -1153,3 +1153,16 @@ def test_ping_extras_nested_deeper_than_64_levels_are_bad_message():
     with pytest.raises(p.BadMessage, match="64 levels") as info:
         p.validate(env, LIMITS)
     assert info.value.cid == "x"
+
+
+def test_joined_and_left_frames_are_encoded_once_per_event_and_always_right():
+    user = {"sid": "s1", "name": "Ann", "color": "#123456"}
+    first = frames.joined(user)
+    assert json.loads(first) == {"type": "joined", "user": user}
+    assert frames.joined(dict(user)) is first  # the next receiver: same text
+    renamed = frames.joined({**user, "name": "Bea"})
+    assert json.loads(renamed)["user"]["name"] == "Bea"
+    # A value that cannot be a cache key is encoded all the same.
+    odd = {**user, "tags": ["a"]}
+    assert json.loads(frames.joined(odd)) == {"type": "joined", "user": odd}
+    assert json.loads(frames.left("s1")) == {"type": "left", "sid": "s1"}

@@ -48,9 +48,20 @@ class CommitResult:
     last: int | None
 
 
-def current_limits():
-    """The protocol limits from the settings (validated when they load)."""
-    return Limits(**settings.WHITEBOARD_LIMITS)
+_limits: tuple[object, Limits] | None = None
+
+
+def current_limits() -> Limits:
+    """The protocol limits from the settings (validated when they load).
+
+    Built once per value of the setting: every connect asks for them, and a
+    test that overrides the setting assigns a new dict.
+    """
+    global _limits
+    source = settings.WHITEBOARD_LIMITS
+    if _limits is None or _limits[0] is not source:
+        _limits = (source, Limits(**source))
+    return _limits[1]
 
 
 def new_slug(*, title, is_public):

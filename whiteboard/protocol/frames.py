@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .messages import (
@@ -212,10 +213,23 @@ def bye(reason: str = "restart") -> str:
 # --- Presence and volatile traffic --------------------------------------------------
 
 
+# A join or leave reaches every connection on the board in turn, each of which
+# sends the same frame: encode it once per event, not once per receiver.
+
+
 def joined(user: Mapping[str, Any]) -> str:
+    try:
+        return _joined(tuple(user.items()))
+    except TypeError:  # a value that cannot be a cache key
+        return encode({"type": JOINED, "user": dict(user)})
+
+
+@lru_cache(maxsize=256)
+def _joined(user: tuple[tuple[str, Any], ...]) -> str:
     return encode({"type": JOINED, "user": dict(user)})
 
 
+@lru_cache(maxsize=256)
 def left(sid: str) -> str:
     return encode({"type": LEFT, "sid": sid})
 

@@ -280,10 +280,12 @@ class Process:
         that no commit's delivery and no closing connection waits for ever.
         """
         try:
-            await asyncio.wait_for(
-                channel_layer().group_send(group, {**event, "origin": self.server}),
-                PUBLISH_WAIT,
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the
+            # send in a Task of its own, one per event.
+            async with asyncio.timeout(PUBLISH_WAIT):
+                await channel_layer().group_send(
+                    group, {**event, "origin": self.server}
+                )
         except Exception as exc:
             # A timeout's text is empty: name it.
             self.layer_trouble(

@@ -541,7 +541,7 @@ class Session:
         if not waiting and now - self.last_frame > 3 * self.limits.heartbeat_seconds:
             self.spawn(self.end(CLOSE_IDLE))
             return
-        self.outbox.check_progress()
+        self.outbox.tick(now)
 
     def overflowed(self, reason: str) -> None:
         logger.info(

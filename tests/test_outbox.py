@@ -9,7 +9,13 @@ import json
 import pytest
 
 from whiteboard.protocol.frames import OpsFrame
-from whiteboard.realtime.outbox import Coalescer, Outbox, OutboxBounds, SeqOrder
+from whiteboard.realtime.outbox import (
+    Coalescer,
+    Outbox,
+    OutboxBounds,
+    SeqOrder,
+    send_pages,
+)
 
 
 def batch(first, last):
@@ -333,6 +339,83 @@ async def test_the_tick_keeps_watching_a_socket_with_frames_queued():
     box.tick(now + 1)
     box.tick(now + 7)
     assert overflows == ["nothing read for 5 s"]
+
+
+class Pages:
+    """Three pages of state whose reads each wait until the test lets them end."""
+
+    pages = {
+        None: ([f"a{n}" + "." * 58 for n in range(4)], 1),
+        1: ([f"b{n}" + "." * 58 for n in range(4)], 2),
+        2: (["c0" + "." * 58], None),
+    }
+
+    def __init__(self):
+        self.reads = []
+        self.dropped = []
+        self.gone = asyncio.Event()
+        self.started = {cursor: asyncio.Event() for cursor in self.pages}
+        self.gates = {cursor: asyncio.Event() for cursor in self.pages}
+        self.gates[None].set()
+
+    async def read(self, cursor):
+        self.reads.append(cursor)
+        self.started[cursor].set()
+        try:
+            await self.gates[cursor].wait()
+        except asyncio.CancelledError:
+            self.dropped.append(cursor)
+            self.gone.set()
+            raise
+        return self.pages[cursor]
+
+    def frames(self):
+        return [text for texts, _ in self.pages.values() for text in texts]
+
+
+async def test_the_next_page_is_read_while_this_one_is_written():
+    socket, overflows, pages = Socket(), [], Pages()
+    box = outbox(socket, overflows)
+    sending = asyncio.create_task(send_pages(box, pages.read, None, going=lambda: True))
+    await asyncio.wait_for(pages.started[1].wait(), 2)
+    assert socket.texts == pages.frames()[:2]  # the rest of page 1 waits for room
+    socket.reading, socket.buffer = True, 0  # the client reads
+    for gate in pages.gates.values():
+        gate.set()
+    assert await asyncio.wait_for(sending, 2)
+    assert socket.texts == pages.frames()
+    assert pages.reads == [None, 1, 2] and pages.dropped == []
+
+
+async def test_a_socket_that_lags_loses_the_page_read_ahead_and_gets_it_later():
+    socket, overflows, pages = Socket(), [], Pages()
+    box = outbox(socket, overflows)
+    sending = asyncio.create_task(
+        send_pages(box, pages.read, None, going=lambda: True, patience=0.05)
+    )
+    await asyncio.wait_for(pages.started[1].wait(), 2)
+    # The client reads nothing: after the patience, the read ahead is given up.
+    await asyncio.wait_for(pages.gone.wait(), 2)
+    assert pages.dropped == [1] and socket.texts == pages.frames()[:2]
+    socket.reading, socket.buffer = True, 0  # it reads again
+    for gate in pages.gates.values():
+        gate.set()
+    assert await asyncio.wait_for(sending, 2)
+    assert socket.texts == pages.frames()  # every frame once, in order
+    assert pages.reads == [None, 1, 1, 2]
+    assert overflows == []
+
+
+async def test_pages_stop_when_the_connection_stops_syncing():
+    socket, overflows, pages = Socket(), [], Pages()
+    socket.reading = True
+    box = outbox(socket, overflows)
+    going = [True, False]
+    for gate in pages.gates.values():
+        gate.set()
+    sent = await send_pages(box, pages.read, None, going=lambda: going.pop(0))
+    assert sent and socket.texts == pages.frames()[:4]
+    assert pages.reads == [None]  # the page it would have read next is not read
 
 
 async def test_the_first_item_goes_out_at_once_and_later_ones_are_merged():

@@ -2,7 +2,8 @@
 
 `Outbox` is a connection's bounded send queue: frames are handed to the server
 in order, never faster than the socket drains, and a client that does not read
-is cut off (4413) instead of pinning memory. `SeqOrder` puts one board's
+is cut off (4413) instead of pinning memory. `send_pages` feeds it a joining
+client's state, reading the next page while one is written. `SeqOrder` puts one board's
 committed `ops` frames in seq order for every connection of a process, filling
 gaps from the database. `Coalescer` keeps the latest volatile item per key and
 flushes at most once per interval.
@@ -191,6 +192,13 @@ class Outbox:
         """
         await self.wait(self.pending)
 
+    async def room_within(self, timeout: float) -> bool:
+        """Wait up to `timeout` for room (see `wait_for_room`); whether there is."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.wait_for_room()
+        return self.closed or not self.lagging()
+
     async def wait(self, measure: Buffered) -> None:
         delay = DRAIN_POLL_FIRST
         while not self.closed and measure() > self.bounds.high_water:
@@ -244,6 +252,69 @@ class Outbox:
         self.closed = True
         self.queue.clear()
         self.queued = 0
+
+
+# A page of state: its frames, and where the next page starts (None: the last).
+Page = tuple[list[str], int | None]
+ReadPage = Callable[[int | None], Awaitable[Page]]
+
+# How long a joining socket may lag before the page read ahead for it is dropped.
+READ_AHEAD_PATIENCE = 0.1
+
+
+async def send_pages(
+    outbox: Outbox,
+    read: ReadPage,
+    start: int | None,
+    *,
+    going: Callable[[], bool],
+    patience: float = READ_AHEAD_PATIENCE,
+) -> bool:
+    """Send the pages of state from `start` on, while `going()`, as the socket
+    drains; whether any frame was sent.
+
+    The next page is read while this one is written, as long as the socket
+    keeps up: a late joiner's snapshot is read and sent at once, not one
+    after the other. A socket that lags for `patience` loses the page read
+    ahead for it (it is read again when it is due), so that a client that does
+    not read holds one page here, not two.
+    """
+    sent = False
+    ahead: asyncio.Future[Page] | None = None
+    cursor = start
+    try:
+        while going():
+            if ahead is None:
+                texts, cursor = await read(cursor)
+            else:
+                texts, cursor = await ahead
+                ahead = None
+            if cursor is not None and not outbox.lagging():
+                ahead = asyncio.ensure_future(read(cursor))
+            for text in texts:
+                if ahead is not None and not await outbox.room_within(patience):
+                    _drop(ahead)
+                    ahead = None
+                await outbox.wait_for_room()
+                outbox.push(text)
+            sent = sent or bool(texts)
+            if cursor is None:
+                break
+    finally:
+        if ahead is not None:  # the connection ended meanwhile
+            _drop(ahead)
+    return sent
+
+
+def _drop(future: asyncio.Future[Any]) -> None:
+    """Give up a read no one will wait for (its outcome is retrieved, unlogged)."""
+    future.cancel()
+    future.add_done_callback(_forget)
+
+
+def _forget(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 Fetch = Callable[[int, int], Awaitable[list[OpsFrame]]]

@@ -47,7 +47,7 @@ from whiteboard.protocol.messages import (
 )
 
 from . import process
-from .outbox import Coalescer, Outbox, OutboxBounds, trimmed
+from .outbox import Coalescer, Outbox, OutboxBounds, Page, send_pages, trimmed
 from .room import Event, Room
 
 logger = logging.getLogger(__name__)
@@ -311,35 +311,32 @@ class Session:
     async def send_snapshot(self, seq: int) -> None:
         """The board, read a page at a time and written as the socket drains."""
         assert self.room is not None
-        after_z: int | None = None
-        while self.state is State.SYNCING:
+        board_id = self.room.board_id
+
+        async def read(after_z: int | None) -> Page:
             page = await process.snapshot_page(
-                board_id=self.room.board_id, seq=seq, after_z=after_z
+                board_id=board_id, seq=seq, after_z=after_z
             )
-            await self.send_paced(page.frames)
-            if page.next_z is None:
-                return
-            after_z = page.next_z
+            return page.frames, page.next_z
+
+        await send_pages(self.outbox, read, None, going=self.syncing)
 
     async def send_replay(self, after: int, upto: int) -> None:
         """The ops after `after`, page by page; one empty frame if there are none."""
         assert self.room is not None
-        sent = False
-        cursor: int | None = after
-        while cursor is not None and self.state is State.SYNCING:
-            page = await process.replay_page(
-                board_id=self.room.board_id, after=cursor, upto=upto
-            )
-            await self.send_paced([frame.text for frame in page.frames])
-            sent = sent or bool(page.frames)
-            cursor = page.next_after
+        board_id = self.room.board_id
+
+        async def read(cursor: int | None) -> Page:
+            assert cursor is not None
+            page = await process.replay_page(board_id=board_id, after=cursor, upto=upto)
+            return [frame.text for frame in page.frames], page.next_after
+
+        sent = await send_pages(self.outbox, read, after, going=self.syncing)
         if not sent:  # `since` was the board's seq
             self.outbox.push(frames.no_ops())
 
-    async def send_paced(self, texts: list[str]) -> None:
-        for text in texts:
-            await self.outbox.wait_for_room()
-            self.outbox.push(text)
+    def syncing(self) -> bool:
+        return self.state is State.SYNCING
 
     async def go_live(self, you: dict) -> None:
         """Pass on what arrived while the state was sent, then announce us."""

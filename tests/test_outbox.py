@@ -456,3 +456,28 @@ async def test_flushes_are_at_least_the_interval_apart():
     # The timer guarantees the spacing; this is behaviour, not speed.
     assert all(gap >= 0.049 for gap in gaps), gaps
     coalescer.close()
+
+
+async def test_a_flag_wakes_every_waiter_and_a_cancelled_one_leaves_the_rest():
+    from whiteboard.realtime.session import Flag
+
+    flag = Flag(True)
+    await asyncio.wait_for(flag.wait(), 1)  # set: no wait
+    flag.clear()
+    first = asyncio.create_task(flag.wait())
+    second = asyncio.create_task(flag.wait())
+    third = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0)
+    assert not (first.done() or second.done() or third.done())
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    assert not second.done() and not third.done()
+    flag.set()
+    await asyncio.wait_for(asyncio.gather(second, third), 1)
+    assert flag.is_set() and first.cancelled()
+    flag.clear()
+    again = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0)
+    assert not again.done()  # cleared: waits for the next set
+    flag.set()
+    await asyncio.wait_for(again, 1)

@@ -96,6 +96,38 @@ class SendBuffer(Protocol):
     def resume_reading(self) -> None: ...
 
 
+class Flag:
+    """An `asyncio.Event` for one connection, without the Event's own deque of
+    waiters (760 bytes, made up front): a server holds thousands of
+    connections with two flags each, and a flag is rarely waited for."""
+
+    __slots__ = ("value", "waiter")
+
+    def __init__(self, value: bool = False) -> None:
+        self.value = value
+        self.waiter: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self.value
+
+    def set(self) -> None:
+        self.value = True
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self.value = False
+
+    async def wait(self) -> None:
+        if self.value:
+            return
+        if self.waiter is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+        # Shielded: a waiter that is cancelled leaves the others waiting.
+        await asyncio.shield(self.waiter)
+
+
 class TokenBucket:
     """`rate` tokens per second, holding at most `rate`."""
 
@@ -158,7 +190,7 @@ class Session:
         self.scope = scope
         self.state = State.ADMITTING
         self.accepted = False
-        self.gone = asyncio.Event()
+        self.gone = Flag()
         self.sid = new_sid()
         self.slug: str = scope["url_route"]["kwargs"]["slug"]
         self.limits = services.current_limits()
@@ -195,11 +227,10 @@ class Session:
         self.peers: set[str] = set()
         self.pending: dict[str, bool] = {}  # cid -> a resend is to be answered
         # Cleared while the socket is not read: too many ops are being committed.
-        self.ops_room = asyncio.Event()
-        self.ops_room.set()
+        self.ops_room = Flag(True)
         self.bucket = TokenBucket(self.limits.ops_per_second)
         self.drafts = TokenBucket(settings.WHITEBOARD_DRAFTS_PER_SECOND)
-        self.refusals: deque[float] = deque(maxlen=REFUSALS_ALLOWED + 1)
+        self.refusals: deque[float] | None = None  # made at the first refusal
         self.last_frame = asyncio.get_running_loop().time()
         self.cursors_out = Coalescer(CURSOR_INTERVAL, self.send_cursors)
         self.rechecking = asyncio.Lock()
@@ -471,6 +502,8 @@ class Session:
         """Send an error frame; the 101st within a minute also closes with 1008."""
         self.outbox.push(frames.error(error))
         now = time.monotonic()
+        if self.refusals is None:
+            self.refusals = deque(maxlen=REFUSALS_ALLOWED + 1)
         self.refusals.append(now)
         if (
             len(self.refusals) > REFUSALS_ALLOWED

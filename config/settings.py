@@ -342,10 +342,11 @@ WHITEBOARD_UNDO_SCAN = env_int("WHITEBOARD_UNDO_SCAN", 2000)
 # How often a board broadcasts coalesced ops and volatile messages (ms).
 WHITEBOARD_TICK_MS = env_int("WHITEBOARD_TICK_MS", 25)
 # How long (ms) a thread may hold the GIL while another waits for it, in the
-# server process (config/asgi.py); Python's own default is 5. Commits run in a
-# database thread beside the event loop: each SQLite or PostgreSQL call gives
-# the GIL up and, with 5, may wait that long to get it back from a busy loop.
-WHITEBOARD_SWITCH_INTERVAL_MS = env_int("WHITEBOARD_SWITCH_INTERVAL_MS", 1)
+# server process (config/asgi.py); the default is Python's own. Commits run in
+# a database thread beside the event loop and hand the GIL back and forth
+# with it. 1 ms made sustained-pg's acks 1.4x slower and helped no scenario
+# (docs/performance.md); it stays a setting for operators who measure.
+WHITEBOARD_SWITCH_INTERVAL_MS = env_int("WHITEBOARD_SWITCH_INTERVAL_MS", 5)
 if WHITEBOARD_SWITCH_INTERVAL_MS < 1:
     raise ImproperlyConfigured("WHITEBOARD_SWITCH_INTERVAL_MS must be at least 1")
 

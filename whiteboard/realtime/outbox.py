@@ -3,10 +3,10 @@
 `Outbox` is a connection's bounded send queue: frames are handed to the server
 in order, never faster than the socket drains, and a client that does not read
 is cut off (4413) instead of pinning memory. `send_pages` feeds it a joining
-client's state, reading the next page while one is written. `SeqOrder` puts one board's
-committed `ops` frames in seq order for every connection of a process, filling
-gaps from the database. `Coalescer` keeps the latest volatile item per key and
-flushes at most once per interval.
+client's state, reading the next page while one is written. `SeqOrder` puts
+one board's committed `ops` frames in seq order for every connection of a
+process, filling gaps from the database. `Coalescer` keeps the latest volatile
+item per key and flushes at most once per interval.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from whiteboard.realtime.outbox import (
     OutboxBounds,
     SeqOrder,
     send_pages,
+    start_now,
 )
 
 
@@ -332,9 +333,8 @@ async def test_the_tick_keeps_watching_a_socket_with_frames_queued():
     socket, overflows = CountingSocket(), []
     box = outbox(socket, overflows, stall_seconds=5)
     now = asyncio.get_running_loop().time()
-    for n in range(3):  # over the high-water mark: two stay queued here
+    for n in range(3):  # the third is over the high-water mark: it stays queued
         box.push("z" * 90 + str(n))
-    await asyncio.sleep(0)
     assert box.queued
     box.tick(now + 1)
     box.tick(now + 7)
@@ -464,11 +464,9 @@ async def test_a_flag_wakes_every_waiter_and_a_cancelled_one_leaves_the_rest():
     flag = Flag(True)
     await asyncio.wait_for(flag.wait(), 1)  # set: no wait
     flag.clear()
-    first = asyncio.create_task(flag.wait())
-    second = asyncio.create_task(flag.wait())
-    third = asyncio.create_task(flag.wait())
-    await asyncio.sleep(0)
-    assert not (first.done() or second.done() or third.done())
+    # start_now runs each wait up to the point where it waits for the flag.
+    first, second, third = (start_now(flag.wait()) for _ in range(3))
+    assert first and second and third  # all three are waiting
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     assert not second.done() and not third.done()
@@ -476,8 +474,7 @@ async def test_a_flag_wakes_every_waiter_and_a_cancelled_one_leaves_the_rest():
     await asyncio.wait_for(asyncio.gather(second, third), 1)
     assert flag.is_set() and first.cancelled()
     flag.clear()
-    again = asyncio.create_task(flag.wait())
-    await asyncio.sleep(0)
-    assert not again.done()  # cleared: waits for the next set
+    again = start_now(flag.wait())
+    assert again is not None  # cleared: waits for the next set
     flag.set()
     await asyncio.wait_for(again, 1)

@@ -11,8 +11,9 @@ assembled from the stored JSON text, so no element is decoded and re-encoded.
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from typing import TypeVar
 
 from django.db import connections, transaction
@@ -45,66 +46,39 @@ def _streamed(rows: QuerySet, fields: tuple[str, ...]) -> Iterator[Iterator[tupl
     transaction it is a plain one, outside it would be WITH HOLD, which makes
     the server materialise the whole result first.
     """
-    query = rows.values_list(*fields)[: PAGE_ROWS + 1]
-    stream = query.iterator(chunk_size=FETCH_ROWS)
-    if connections[rows.db].vendor != "postgresql":
-        try:
-            yield stream
-        finally:
-            stream.close()
-        return
-    with transaction.atomic(using=rows.db):
-        try:
-            yield stream
-        finally:
-            stream.close()
+    stream = rows.values_list(*fields)[: PAGE_ROWS + 1].iterator(FETCH_ROWS)
+    postgresql = connections[rows.db].vendor == "postgresql"
+    reading = transaction.atomic(using=rows.db) if postgresql else nullcontext()
+    with reading, closing(stream):
+        yield stream
 
 
-@dataclass
-class _Packed:
-    """Runs of items, one frame each, and whether the page stopped short."""
+def _page(
+    rows: Iterator[tuple],
+    expand: Callable[[tuple], Iterable[T]],
+    text_of: Callable[[T], str],
+    max_bytes: int,
+) -> tuple[list[list[T]], bool]:
+    """The items of `rows` (each row expanded) packed into at most
+    `max_bytes // FRAME_BUDGET` frames' runs, and whether more follow: a row
+    past PAGE_ROWS, or an item past the last frame, which the next page reads
+    again from the key of the page's last item."""
+    ended = False
 
-    runs: list[list]
-    more: bool
+    def items() -> Iterator[T]:
+        nonlocal ended
+        for count, row in enumerate(rows):
+            if count == PAGE_ROWS:
+                return
+            yield from expand(row)
+        ended = True
 
-
-def _pack(
-    items: Iterable[T | None], size_of: Callable[[T], int], frame_count: int
-) -> _Packed:
-    """Pack `items` into at most `frame_count` runs of about FRAME_BUDGET bytes
-    (one item at least). A None item means more rows follow the page's last.
-    """
-    runs: list[list] = []
-    run: list = []
-    used = 0
-    for item in items:
-        if item is None:
-            break
-        cost = size_of(item) + 1
-        if run and used + cost > FRAME_BUDGET:
-            if len(runs) + 1 >= frame_count:
-                runs.append(run)
-                return _Packed(runs, more=True)
-            runs.append(run)
-            run, used = [], 0
-        run.append(item)
-        used += cost
-    else:
-        if run:
-            runs.append(run)
-        return _Packed(runs, more=False)
-    if run:
+    runs: list[list[T]] = []
+    for run in frames.packed(items(), text_of):
         runs.append(run)
-    return _Packed(runs, more=True)
-
-
-def _page_rows(rows: Iterator[tuple], expand: Callable[[tuple], Iterable[T]]):
-    """The items of the first PAGE_ROWS rows, then None if another row follows."""
-    for count, row in enumerate(rows):
-        if count == PAGE_ROWS:
-            yield None
-            return
-        yield from expand(row)
+        if len(runs) == max(1, max_bytes // FRAME_BUDGET):
+            break
+    return runs, not ended
 
 
 # -- snapshots ----------------------------------------------------------------------
@@ -137,19 +111,13 @@ def snapshot_page(
     if after_z is not None:
         live = live.filter(z__gt=after_z)
     with _streamed(live, ("z", "body", "v")) as rows:
-        packed = _pack(
-            _page_rows(rows, _element),
-            lambda item: frames.size(item[1]),
-            max(1, max_bytes // FRAME_BUDGET),
-        )
-    last = len(packed.runs) - 1
+        runs, more = _page(rows, _element, itemgetter(1), max_bytes)
+    last = len(runs) - 1
     page = [
-        frames.snapshot_frame(
-            seq, [text for _, text in run], more=packed.more or n < last
-        )
-        for n, run in enumerate(packed.runs)
+        frames.snapshot_frame(seq, [text for _, text in run], more=more or n < last)
+        for n, run in enumerate(runs)
     ] or [frames.snapshot_frame(seq, [], more=False)]
-    return SnapshotPage(page, packed.runs[-1][-1][0] if packed.more else None)
+    return SnapshotPage(page, runs[-1][-1][0] if more else None)
 
 
 # -- replays --------------------------------------------------------------------------
@@ -183,14 +151,10 @@ def replay_page(
         return _entries_within(first, last, text, after, upto)
 
     with _streamed(ops, ("seq", "last_seq", "entries")) as rows:
-        packed = _pack(
-            _page_rows(rows, pieces),
-            lambda piece: frames.size(piece.text),
-            max(1, max_bytes // FRAME_BUDGET),
-        )
-    reached = packed.runs[-1][-1].last if packed.runs else upto
-    next_after = reached if packed.more and reached < upto else None
-    return ReplayPage([frames.ops_frame(run) for run in packed.runs], next_after)
+        runs, more = _page(rows, pieces, attrgetter("text"), max_bytes)
+    reached = runs[-1][-1].last if runs else upto
+    next_after = reached if more and reached < upto else None
+    return ReplayPage([frames.ops_frame(run) for run in runs], next_after)
 
 
 def _entries_within(

@@ -10,10 +10,11 @@ size"): a client never needs a receive limit above 1 MiB.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from .messages import (
     ACK,
@@ -33,6 +34,8 @@ from .messages import (
 )
 
 FRAME_BUDGET = 256 * 1024
+
+T = TypeVar("T")
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -99,19 +102,30 @@ def welcome(
     )
 
 
-def _packed(texts: Iterable[str], budget: int) -> Iterator[list[str]]:
-    """Runs of texts of at most `budget` bytes in all (one text at least)."""
-    run: list[str] = []
+def packed(
+    items: Iterable[T], text_of: Callable[[T], str], budget: int = FRAME_BUDGET
+) -> Iterator[list[T]]:
+    """Runs of items whose texts take at most `budget` bytes in all, one frame
+    each (one item at least, so a larger item is a frame of its own).
+
+    A run is produced once the next item does not fit, so a reader that stops
+    after some runs has consumed one item more than it was given.
+    """
+    run: list[T] = []
     used = 0
-    for text in texts:
-        cost = size(text) + 1
+    for item in items:
+        cost = size(text_of(item)) + 1
         if run and used + cost > budget:
             yield run
             run, used = [], 0
-        run.append(text)
+        run.append(item)
         used += cost
     if run:
         yield run
+
+
+def _itself(text: str) -> str:
+    return text
 
 
 def snapshot_frame(seq: int, elements: Iterable[str], *, more: bool) -> str:
@@ -130,7 +144,7 @@ def snapshot_frames(
     """A whole snapshot of these element texts, as frames within `budget`;
     an empty board is one frame with `[]`."""
     previous: list[str] | None = None
-    for run in _packed(elements, budget):
+    for run in packed(elements, _itself, budget):
         if previous is not None:
             yield snapshot_frame(seq, previous, more=True)
         previous = run
@@ -151,16 +165,7 @@ def ops_frames(
 ) -> Iterator[OpsFrame]:
     """`ops` frames holding these entries in order, each within `budget` bytes
     (plus one entry when a single entry is larger)."""
-    run: list[Entries] = []
-    used = 0
-    for piece in pieces:
-        cost = size(piece.text) + 1
-        if run and used + cost > budget:
-            yield ops_frame(run)
-            run, used = [], 0
-        run.append(piece)
-        used += cost
-    if run:
+    for run in packed(pieces, attrgetter("text"), budget):
         yield ops_frame(run)
 
 

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-default test-default-then-smoke test-scaleout test-browser bench-smoke lint format \
+.PHONY: run run-multi test test-default test-default-then-smoke test-scaleout test-browser bench-smoke lint format \
 	bench bench-frames soak install clean
 
 # A local run: embedded defaults (SQLite, in-memory channel layer), DEBUG on.
@@ -17,6 +17,16 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py createboard demo --title "Demo board" --exist-ok
 	@echo "Open http://$(HOST):$(PORT)/ and draw on http://$(HOST):$(PORT)/b/demo/"
 	exec $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+# One daphne per core (WORKERS=N for another count) on loopback ports PORT+1...,
+# behind nginx on $(HOST):$(PORT) (least_conn), with Redis (a throwaway
+# redis-server unless REDIS_URL is set) and DATABASE_URL or the SQLite file of
+# `make run`. Ctrl+C stops the daphnes first (bye + 1012), then nginx and Redis.
+# scripts/run-multi.py does it all; docs/deploy.md, "One daphne per core".
+WORKERS ?= $(shell nproc)
+run-multi: export DJANGO_DEBUG ?= 1
+run-multi: $(VENV)/.runtime
+	exec $(BIN)/python scripts/run-multi.py --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # Everything the tests need, then the whole suite: once on the embedded
 # defaults, once on PostgreSQL + Redis (throwaway servers on loopback). The

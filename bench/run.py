@@ -65,6 +65,17 @@ ROWS = {
     ],
 }
 LATENCY_NAME = {"others": "to the other clients", "echo": "ack (own op back)"}
+# The figures of each kind summed up under the table as ratios.
+HEADLINE = {
+    "load": [
+        ("cpu_ms_per_1000", "CPU per delivery"),
+        ("p99_ms", "latency p99"),
+        ("peak_rss_mb", "peak RSS"),
+    ],
+    "latejoin": [("p50_ms", "join p50"), ("peak_rss_mb", "peak RSS")],
+    "idle": [("kb_per_conn", "memory per connection")],
+}
+MULTI = "-multi"
 
 
 def median(values: list):
@@ -116,6 +127,28 @@ def table(results: dict) -> str:
             base = median([r.get(key) for r in runs["baseline"]])
             row = [name, label, cell(ours), cell(base), ratio(ours, base)]
             lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def figure(runs: list, key: str):
+    return median([r.get(key) for r in runs])
+
+
+def ratios(results: dict) -> str:
+    """Each scenario's headline figures as ratios to the baseline; a scenario
+    on one daphne per core (`-multi`) also to the same load on one daphne."""
+    lines = ["Ratios, ours / baseline (and -multi / the one-daphne scenario):"]
+    for name, runs in results.items():
+        single = name.removesuffix(MULTI) if name.endswith(MULTI) else None
+        parts = []
+        for key, label in HEADLINE[scenarios.BY_NAME[name].kind]:
+            ours = figure(runs["ours"], key)
+            text = f"{label} {ratio(ours, figure(runs['baseline'], key)) or '-'}"
+            if single in results:
+                one = figure(results[single]["ours"], key)
+                text += f" ({ratio(ours, one) or '-'} x {single})"
+            parts.append(text)
+        lines.append(f"- {name}: " + ", ".join(parts))
     return "\n".join(lines)
 
 
@@ -209,10 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     began = servers.machine_busy_s(), time.monotonic()
     results = run_all(args)
     busy = (servers.machine_busy_s() - began[0]) / (time.monotonic() - began[1])
-    text = table(results)
+    minutes = (time.monotonic() - began[1]) / 60
+    text = table(results) + "\n\n" + ratios(results)
     print(text)
     print(
         f"\nmachine CPU busy over the whole bench: {busy:.2f} cores of {os.cpu_count()}"
+        f"; {minutes:.1f} minutes in all"
     )
     for name, runs in results.items():
         for target, figures in runs.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import time
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ SUSTAINED_ENV = {
     "WHITEBOARD_OPS_PER_SECOND": "200",
     "WHITEBOARD_MAX_ELEMENTS": "200000",
 }
+# The -multi scenarios run one daphne per core, as `make run-multi` does.
+CORES = len(os.sched_getaffinity(0))
 
 
 @dataclass(frozen=True)
@@ -41,29 +44,55 @@ class Scenario:
     elements: int = 0
     joins: int = 0
     database: str = "sqlite"
-    scaleout: bool = False
+    scaleout: bool = False  # nginx (least_conn) in front, Redis channel layer
+    daphnes: int = 1
     latency: str = "others"  # which latency the target is about: others or echo
     env: dict = field(default_factory=dict)
 
 
+BUSY = Scenario(
+    "busy",
+    "load",
+    "all delivered; p99 < 150 ms; CPU/delivery <= 2x baseline",
+    clients=100,
+    rate=10,
+    duration=20,
+)
+MANY = Scenario(
+    "many",
+    "load",
+    "all delivered; p99 < 150 ms",
+    clients=1000,
+    rate=1,
+    # 60 s until the -multi scenarios came; 40 s keeps `make bench` under 15 min.
+    duration=40,
+    boards=100,
+)
+SCALEOUT = Scenario(
+    "scaleout",
+    "load",
+    "all delivered in seq order; p99 < 200 ms",
+    clients=100,
+    rate=10,
+    duration=20,
+    database="pg",
+    scaleout=True,
+    daphnes=2,
+)
+# `busy` and `many` on one daphne per core behind nginx, with Redis and the
+# database `make run-multi` uses by default (SQLite, shared by the processes).
+MULTI = {"scaleout": True, "daphnes": CORES}
 FULL = [
+    BUSY,
     Scenario(
-        "busy",
+        "fifty",
         "load",
-        "all delivered; p99 < 150 ms; CPU/delivery <= 2x baseline",
-        clients=100,
+        "all delivered in seq order",
+        clients=50,
         rate=10,
         duration=20,
     ),
-    Scenario(
-        "many",
-        "load",
-        "all delivered; p99 < 150 ms",
-        clients=1000,
-        rate=1,
-        duration=60,
-        boards=100,
-    ),
+    MANY,
     Scenario(
         "latejoin",
         "latejoin",
@@ -77,7 +106,7 @@ FULL = [
         "all acked; ack p99 < 200 ms",
         clients=20,
         rate=100,
-        duration=30,
+        duration=20,  # 30 s before the -multi scenarios
         latency="echo",
         env=SUSTAINED_ENV,
     ),
@@ -87,7 +116,7 @@ FULL = [
         "all acked; ack p99 < 200 ms",
         clients=20,
         rate=100,
-        duration=30,
+        duration=20,  # 30 s before the -multi scenarios
         latency="echo",
         env=SUSTAINED_ENV,
         database="pg",
@@ -99,23 +128,27 @@ FULL = [
         clients=5000,
         boards=100,
     ),
-    Scenario(
-        "scaleout",
-        "load",
-        "all delivered in seq order; p99 < 200 ms",
-        clients=100,
-        rate=10,
-        duration=20,
-        database="pg",
-        scaleout=True,
+    SCALEOUT,
+    replace(
+        BUSY,
+        name="busy-multi",
+        target=f"as busy, on {CORES} daphnes (one per core): all delivered in order",
+        **MULTI,
+    ),
+    replace(
+        MANY,
+        name="many-multi",
+        target=f"as many, on {CORES} daphnes (one per core): all delivered in order",
+        **MULTI,
     ),
 ]
 # Not in the default run: the comparisons docs/performance.md quotes.
 EXTRA = [
-    replace(FULL[-1], name="scaleout-pubsub", env={"REDIS_CHANNEL_LAYER": "pubsub"}),
+    replace(SCALEOUT, name="scaleout-pubsub", env={"REDIS_CHANNEL_LAYER": "pubsub"}),
 ]
 SMOKE = {
     "busy": {"clients": 10, "rate": 5, "duration": 1},
+    "fifty": {"clients": 10, "rate": 5, "duration": 1},
     "many": {"clients": 40, "rate": 2, "duration": 1, "boards": 8},
     "latejoin": {"elements": 300, "joins": 2},
     "sustained-sqlite": {"clients": 4, "rate": 25, "duration": 1},
@@ -123,6 +156,8 @@ SMOKE = {
     "idle": {"clients": 100, "boards": 10},
     "scaleout": {"clients": 10, "rate": 5, "duration": 1},
     "scaleout-pubsub": {"clients": 10, "rate": 5, "duration": 1},
+    "busy-multi": {"clients": 10, "rate": 5, "duration": 1},
+    "many-multi": {"clients": 40, "rate": 2, "duration": 1, "boards": 8},
 }
 BY_NAME = {s.name: s for s in FULL + EXTRA}
 
@@ -173,10 +208,9 @@ def target_servers(scenario: Scenario, target: str, tmp: Path):
             pids.append(redis.pid)
         env = servers.site_env(tmp, database_url, redis_url, scenario.env)
         servers.prepare_site(env, slugs(scenario), full)
-        count = 2 if scenario.scaleout else 1
         daphnes = [
             stack.enter_context(servers.daphne(env, tmp / f"daphne-{i}.log"))
-            for i in range(count)
+            for i in range(scenario.daphnes)
         ]
         pids += [d.pid for d in daphnes]
         front = daphnes[0]

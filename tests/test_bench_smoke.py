@@ -1,15 +1,17 @@
 """A short run of every bench scenario: correctness only, never timing.
 
 `bench/run.py --smoke` starts the real servers each scenario needs (daphne on
-SQLite and on PostgreSQL, Redis, two daphnes behind nginx, the websockets
-baseline), runs every scenario at a tiny size against ours and the baseline,
-and writes its figures as JSON. This test reads them and asserts what a user
-would notice: every op reached every client on its board, in seq order, every
-sender got its own ops back (its acks), a late joiner got the whole board, and
-every idle connection stayed open. The timings in the JSON are not looked at.
+SQLite and on PostgreSQL, Redis, two daphnes behind nginx, one daphne per core
+behind nginx, the websockets baseline), runs every scenario at a tiny size
+against ours and the baseline, and writes its figures as JSON. This test reads
+them and asserts what a user would notice: every op reached every client on its
+board, in seq order, every sender got its own ops back (its acks), a late joiner
+got the whole board, every idle connection stayed open, and the processes behind
+nginx all had clients. The timings in the JSON are not looked at.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -26,7 +28,7 @@ def smoke(tmp_path_factory):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=360,
     )
     assert output.exists(), done.stdout + done.stderr
     return done, json.loads(output.read_text())["results"]
@@ -45,7 +47,17 @@ def test_exit_status_says_everything_arrived(smoke):
 
 
 @pytest.mark.parametrize(
-    "name", ["busy", "many", "sustained-sqlite", "sustained-pg", "scaleout"]
+    "name",
+    [
+        "busy",
+        "fifty",
+        "many",
+        "sustained-sqlite",
+        "sustained-pg",
+        "scaleout",
+        "busy-multi",
+        "many-multi",
+    ],
 )
 def test_every_op_reaches_every_client_in_order(smoke, name):
     _, results = smoke
@@ -56,7 +68,9 @@ def test_every_op_reaches_every_client_in_order(smoke, name):
         assert figures["errors"] == {}, (name, target, figures["errors"])
 
 
-@pytest.mark.parametrize("name", ["busy", "sustained-sqlite", "sustained-pg"])
+@pytest.mark.parametrize(
+    "name", ["busy", "fifty", "sustained-sqlite", "sustained-pg", "busy-multi"]
+)
 def test_every_sender_gets_its_own_ops_back(smoke, name):
     _, results = smoke
     for target, figures in runs(results, name):
@@ -64,10 +78,18 @@ def test_every_sender_gets_its_own_ops_back(smoke, name):
         assert figures["acked"] == figures["sent"], (name, target, figures)
 
 
-def test_scale_out_spreads_clients_over_both_processes(smoke):
+@pytest.mark.parametrize(
+    ("name", "daphnes"),
+    [
+        ("scaleout", 2),
+        ("busy-multi", len(os.sched_getaffinity(0))),
+        ("many-multi", len(os.sched_getaffinity(0))),
+    ],
+)
+def test_scale_out_spreads_clients_over_every_process(smoke, name, daphnes):
     _, results = smoke
-    figures = results["scaleout"]["ours"][0]
-    assert len(figures["connections_per_server"]) == 2
+    figures = results[name]["ours"][0]
+    assert len(figures["connections_per_server"]) == daphnes
     assert all(count > 0 for count in figures["connections_per_server"])
 
 

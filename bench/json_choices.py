@@ -3,9 +3,18 @@
 The server decodes every incoming frame once and encodes each committed op
 twice (the element body it stores, the op entry it logs and broadcasts); the
 frame a batch broadcasts is joined from those texts, never re-encoded. This
-times exactly those three steps on the bench's own `add` (a 20-point stroke)
-with the standard library (as configured in whiteboard/protocol.py and
-changes.py), ujson and orjson, in process CPU time, median of 7 rounds.
+times exactly those three steps on the bench's own `add` (a 20-point stroke,
+and a 1,000-point one) in process CPU time, median of 9 rounds taken in
+turns:
+
+- the libraries alone: the standard library, ujson and orjson;
+- the protocol's own functions: `validation._decode` and `frames.encode` as
+  they are now (orjson, with the checks that keep the standard library's
+  answers: docs/performance.md, "Encoding with orjson"), against the
+  standard library alone, as they were before issue 11.
+
+The body and entry hold `"fill": null`, as every normalized element without a
+fill does: `frames.encode` then counts the Nones to rule out NaN.
 
     .venv/bin/python bench/json_choices.py
 """
@@ -14,26 +23,34 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 from clientstate import POINTS
 
-ROUNDS, N = 7, 20_000
-FRAME = json.dumps(
-    {
-        "type": "add",
-        "cid": "c4f2a1-17-42-1764166000000000000",
-        "element": {
-            "id": "e4f2a1-17-42",
-            "kind": "stroke",
-            "x": 40,
-            "y": 30,
-            "points": POINTS,
-            "color": "#1e88e5",
-            "width": 3,
-        },
-    }
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROUNDS = 9
+STROKES = {20: 20_000, 1000: 500}  # points per stroke: ops per round
+
+
+def add_frame(points: list) -> str:
+    return json.dumps(
+        {
+            "type": "add",
+            "cid": "c4f2a1-17-42-1764166000000000000",
+            "element": {
+                "id": "e4f2a1-17-42",
+                "kind": "stroke",
+                "x": 40,
+                "y": 30,
+                "points": points,
+                "color": "#1e88e5",
+                "width": 3,
+            },
+        }
+    )
 
 
 def stdlib():
@@ -60,38 +77,75 @@ def orjson_pair():
     return orjson.loads, lambda value: orjson.dumps(value).decode()
 
 
-def per_op_us(loads, dumps) -> float:
-    """CPU microseconds for: decode the frame, encode the body, encode the entry."""
-    rounds = []
-    for _ in range(ROUNDS):
-        began = time.process_time()
-        for seq in range(N):
-            msg = loads(FRAME)
-            element = msg["element"]
-            dumps(element)
-            entry = {"op": "add", "seq": seq, "cid": msg["cid"], "sid": "s1"}
-            dumps([{**entry, "by": "Quick Otter", "element": element}])
-        rounds.append(time.process_time() - began)
-    return statistics.median(rounds) / N * 1e6
+def protocol_before():
+    """The protocol's decode and encode before issue 11: the standard library."""
+    from whiteboard.protocol import frames, validation
+
+    decoder = json.JSONDecoder(parse_constant=validation._reject_constant)
+
+    def decode(text):
+        data = decoder.decode(text)
+        if "\\u" in text:
+            validation._check_unicode(data)
+        return data
+
+    return decode, frames._STANDARD.encode
+
+
+def protocol_now():
+    from whiteboard.protocol import frames, validation
+
+    return validation._decode, frames.encode
+
+
+def one_round(loads, dumps, frame: str, n: int) -> float:
+    """CPU seconds for n ops of: decode the frame, encode the body, encode the entry."""
+    began = time.process_time()
+    for seq in range(n):
+        msg = loads(frame)
+        element = msg["element"]
+        body = {**element, "fill": None, "opacity": 1, "by": "Quick Otter"}
+        dumps(body)
+        entry = {"op": "add", "seq": seq, "cid": msg["cid"], "sid": "s1"}
+        dumps([{**entry, "by": "Quick Otter", "element": {**body, "v": seq}}])
+    return time.process_time() - began
 
 
 def main() -> None:
-    print("| encoder | CPU per op (decode + 2 encodes), us | vs stdlib |")
-    print("|---|---:|---:|")
-    base = None
-    for name, make in (
-        ("json (stdlib)", stdlib),
-        ("ujson", ujson_pair),
-        ("orjson", orjson_pair),
-    ):
-        try:
-            loads, dumps = make()
-        except ImportError:
-            print(f"| {name} | not installed | |")
-            continue
-        us = per_op_us(loads, dumps)
-        base = base or us
-        print(f"| {name} | {us:.1f} | {us / base:.2f} |")
+    frames = {size: add_frame(POINTS * (size // len(POINTS))) for size in STROKES}
+    head = " | ".join(f"{size}-point stroke, us | ratio" for size in STROKES)
+    print(f"| encoder | {head} |")
+    print("|---|" + "---:|---:|" * len(STROKES))
+    groups = (
+        (("json (stdlib)", stdlib), ("ujson", ujson_pair), ("orjson", orjson_pair)),
+        (
+            ("protocol before: json (stdlib)", protocol_before),
+            ("protocol now: orjson, checked", protocol_now),
+        ),
+    )
+    for group in groups:  # each row against the first of its group
+        pairs = {}
+        for name, make in group:
+            try:
+                pairs[name] = make()
+            except ImportError:
+                print(f"| {name} | not installed | |")
+        # The variants take turns round by round, so that a busy neighbour
+        # slows them alike; the median round of each is kept.
+        rounds: dict[tuple[str, int], list[float]] = {}
+        for _ in range(ROUNDS):
+            for size, n in STROKES.items():
+                for name, (loads, dumps) in pairs.items():
+                    took = one_round(loads, dumps, frames[size], n)
+                    rounds.setdefault((name, size), []).append(took / n * 1e6)
+        base: dict[int, float] = {}
+        for name in pairs:
+            cells = []
+            for size in STROKES:
+                us = statistics.median(rounds[name, size])
+                base.setdefault(size, us)
+                cells.append(f"{us:.1f} | {us / base[size]:.2f}")
+            print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

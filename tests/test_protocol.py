@@ -101,7 +101,7 @@ def test_close_codes_match_the_contract():
     assert codes == (4401, 4403, 4404, 4408, 1008, 1009, 1011, 1012)
 
 
-def test_protocol_package_imports_only_the_standard_library():
+def test_protocol_package_imports_only_the_standard_library_and_orjson():
     package = Path(p.__file__).parent
     imported = set()
     for module in package.glob("*.py"):
@@ -112,7 +112,7 @@ def test_protocol_package_imports_only_the_standard_library():
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imported.add((node.module or "").split(".")[0])
     assert imported
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__", "orjson"}
 
 
 @pytest.mark.parametrize("pattern", [p.ID_RE, p.CID_RE])

@@ -7,10 +7,11 @@ in chunks of SCAN_CHUNK with one element query per chunk (the rows' state
 without their bodies), and at most `limit` entries are scanned.
 """
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+import orjson
 
 from . import protocol as p
 from .models import Board, Element, History, Op
@@ -48,7 +49,7 @@ def in_chunks(ids: list, size: int = IDS_PER_QUERY) -> Iterator[list]:
 
 def named_ids(entry: Op) -> list[str]:
     """The element ids a history entry names."""
-    data = json.loads(entry.undo)
+    data = orjson.loads(entry.undo)
     return [data["id"]] if "id" in data else list(data["ids"])
 
 
@@ -126,7 +127,7 @@ class HistoryScan:
     # -- what an entry's undo (or redo) changes -----------------------------------
 
     def plan(self, entry: Op, *, undo: bool) -> list[Change]:
-        data = json.loads(entry.undo)
+        data = orjson.loads(entry.undo)
         if entry.kind == p.ADD:
             return self.plan_add(data["id"], entry.applied_seq, undo=undo)
         if entry.kind == p.UPDATE:
@@ -152,7 +153,7 @@ class HistoryScan:
         row = self.live(data["id"])
         if row is None:
             return []
-        versions = json.loads(row.field_v)
+        versions = orjson.loads(row.field_v)
         before_v = data.get("before_v", {})
         if undo:
             current = dict.fromkeys(data["set"], entry.seq)

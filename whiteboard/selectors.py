@@ -9,13 +9,13 @@ holds it whole in memory, and no row's text is read twice. Frames are
 assembled from the stored JSON text, so no element is decoded and re-encoded.
 """
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import TypeVar
 
+import orjson
 from django.db import connections, transaction
 from django.db.models import BigIntegerField, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Greatest, Least
@@ -162,7 +162,7 @@ def _entries_within(
 ) -> list[Entries]:
     if first > after and last <= upto:
         return frames.entries_of(first, last, text)
-    inside = [e for e in json.loads(text) if after < e["seq"] <= upto]
+    inside = [e for e in orjson.loads(text) if after < e["seq"] <= upto]
     return [Entries(e["seq"], e["seq"], encode(e)) for e in inside]
 
 

@@ -1,4 +1,4 @@
-"""The board wire protocol (PROTOCOL.md, version 1): pure Python, no Django.
+"""The board wire protocol (PROTOCOL.md, version 1): no Django, no Channels.
 
 Read in this order: `messages` (types, limits, close codes, the error
 hierarchy), `validation` (client frames, in the protocol's check order) and

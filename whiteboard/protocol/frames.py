@@ -10,11 +10,14 @@ size"): a client never needs a receive limit above 1 MiB.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any, TypeVar
+
+import orjson
 
 from .messages import (
     ACK,
@@ -37,12 +40,58 @@ FRAME_BUDGET = 256 * 1024
 
 T = TypeVar("T")
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# The standard encoder defines what encode() returns; orjson writes the same
+# text several times faster (bench/json_choices.py, docs/performance.md), and
+# every value it writes differently, or not at all, is handed to the standard
+# encoder instead:
+# - what orjson refuses (integers beyond 64 bits, strings with a lone
+#   surrogate, keys that are not strings, nesting deeper than 254 levels, any
+#   type that is not JSON; dataclasses and datetimes are refused on purpose):
+#   the standard encoder writes it, or raises its own error;
+# - NaN and infinities, which orjson writes as `null`;
+# - floats from 1e-9 to 1e-4 in size, which orjson writes as `1e-7` or
+#   `0.00001` where the standard encoder writes `1e-07` and `1e-05`.
+_STANDARD = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+# Each float orjson writes unlike the standard encoder, found in its text (a
+# match inside a string only costs the slower path).
+_TINY_FLOAT = re.compile(rb"[0-9]e-[0-9](?![0-9])|(?<![0-9.])0\.0000")
 
 
 def encode(value: Any) -> str:
-    """Compact JSON text; refuses NaN and infinities, which JSON cannot carry."""
-    return _ENCODER.encode(value)
+    """Compact JSON text, non-ASCII characters as they are; refuses NaN and
+    infinities, which JSON cannot carry (ValueError)."""
+    try:
+        raw = orjson.dumps(value, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _STANDARD.encode(value)
+    # Each None, NaN and infinity is one `null` in `raw` (a string may hold
+    # more): as many `null`s as Nones counted means no NaN. Else the text is
+    # read back, where a NaN reads as None (and a tuple as a list: a false
+    # alarm, which only costs the standard encoder).
+    nulls = raw.count(b"null")
+    if nulls and nulls != _nones(value) and orjson.loads(raw) != value:
+        return _STANDARD.encode(value)  # NaN or infinity: ValueError
+    if (b"e-" in raw or b"0.0000" in raw) and _TINY_FLOAT.search(raw):
+        return _STANDARD.encode(value)
+    return raw.decode()
+
+
+def _nones(value: Any, depth: int = 4) -> int:
+    """How many Nones `value` holds, or fewer: counted in its dicts and lists of
+    dicts, a few levels deep, never in other lists (the points of a stroke)."""
+    if type(value) is dict:
+        items = [*value.values()]
+    elif type(value) is list and value and type(value[0]) is dict:
+        items = value
+    else:
+        return 0
+    count = items.count(None)
+    if depth:
+        for item in items:
+            if type(item) is dict or type(item) is list:
+                count += _nones(item, depth - 1)
+    return count
 
 
 def size(text: str) -> int:
@@ -76,7 +125,7 @@ def entries_of(first: int, last: int, array: str) -> list[Entries]:
     inner = array[1:-1]
     if first == last or size(inner) <= FRAME_BUDGET:
         return [Entries(first, last, inner)] if inner else []
-    return [Entries(e["seq"], e["seq"], encode(e)) for e in json.loads(array)]
+    return [Entries(e["seq"], e["seq"], encode(e)) for e in orjson.loads(array)]
 
 
 # --- The state a joining client receives --------------------------------------

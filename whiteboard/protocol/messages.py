@@ -1,6 +1,6 @@
 """The vocabulary of the board protocol: message types, limits, close codes, errors.
 
-Pure Python, like the rest of `whiteboard.protocol`: no Django, no Channels.
+Pure Python; like the rest of `whiteboard.protocol`, no Django, no Channels.
 Every refusal the server can answer with is one class of the error hierarchy
 below; each knows its error `code` and, when it ends the connection, its
 `close_code`.

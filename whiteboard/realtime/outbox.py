@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from whiteboard.protocol import frames
 from whiteboard.protocol.frames import OpsFrame, size
@@ -436,7 +437,7 @@ class SeqOrder:
 
 def trimmed(frame: OpsFrame, delivered: int) -> OpsFrame:
     """The part of a frame after seq `delivered`."""
-    ops = [op for op in json.loads(frame.text)["ops"] if op["seq"] > delivered]
+    ops = [op for op in orjson.loads(frame.text)["ops"] if op["seq"] > delivered]
     return OpsFrame(delivered + 1, frame.last, frames.ops_of(ops))
 
 

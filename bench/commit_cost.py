@@ -1,13 +1,13 @@
-"""CPU time of `services.ops_commit` per op, two ways side by side.
+"""CPU time of the commit path per op: one board's batches, then many boards'.
 
 Commits batches of `add` ops (the bench's 20-point strokes, decoded and validated
-as a socket's would be) to a fresh SQLite site, alternating between the code as
-it is (rows written by whiteboard/rows.py's one multi-row INSERT) and Django's
-`bulk_create`, and prints the median process CPU time per op of each. Then one
-op on each of 100 boards, committed one transaction per board or all in one
-(services.ops_commit_boards, the group commit). Process
-CPU time, not wall time: on a shared machine this measures the code, not the
-neighbours.
+as a socket's would be) to a fresh SQLite site and prints the median process CPU
+time per op of `services.ops_commit`. Then one op on each of 100 boards,
+committed three ways side by side: one transaction per board; one transaction
+with a savepoint and `ops_commit` per board (the group commit before issue 11);
+and `services.ops_commit_boards`, set-based (whiteboard/commits.py). Process CPU
+time, not wall time: on a shared machine this measures the code, not the
+neighbours (the wall time, with SQLite's sync at each commit, is printed too).
 
     .venv/bin/python bench/commit_cost.py [--batch 50] [--batches 60] [--rounds 5]
 """
@@ -62,14 +62,9 @@ def requests(tag: str, count: int, limits) -> list:
     return out
 
 
-def cpu_per_op_us(board, limits, way: str, tag: str, args) -> float:
-    from whiteboard import changes, rows, services
+def cpu_per_op_us(board, limits, tag: str, args) -> float:
+    from whiteboard import services
 
-    changes.insert_rows = (
-        rows.insert_rows
-        if way == "insert_rows"
-        else lambda m, r: m.objects.bulk_create(r)
-    )
     batches = [requests(f"{tag}-{k}", args.batch, limits) for k in range(args.batches)]
     spent = 0.0
     for batch in batches:
@@ -77,6 +72,17 @@ def cpu_per_op_us(board, limits, way: str, tag: str, args) -> float:
         services.ops_commit(board_id=board.pk, requests=batch, limits=limits)
         spent += time.process_time() - began
     return spent / (args.batch * args.batches) * 1e6
+
+
+def savepoint_per_board(batches) -> None:
+    """The group commit as it was before issue 11: a savepoint per board."""
+    from django.db import transaction
+
+    from whiteboard import commits
+
+    with transaction.atomic():
+        for batch in batches:
+            commits.commit_or_error(*batch)
 
 
 def group_cost(limits, args) -> dict:
@@ -89,15 +95,19 @@ def group_cost(limits, args) -> dict:
         services.board_create(slug=f"group-{i}", title="group").pk
         for i in range(args.boards)
     ]
-    spent = {"one transaction per board": [0.0, 0.0], "group commit": [0.0, 0.0]}
+    ways = ("one transaction per board", "savepoint per board", "set-based")
+    spent = {way: [0.0, 0.0] for way in ways}
     for r in range(args.rounds * 4):
         for way, totals in spent.items():
             batches = [
-                (pk, requests(f"g{way[0]}{r}-{pk}", 1, limits), limits) for pk in boards
+                (pk, requests(f"g{way[:3]}{r}-{pk}", 1, limits), limits)
+                for pk in boards
             ]
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            if way == "group commit":
+            if way == "set-based":
                 services.ops_commit_boards(batches=batches)
+            elif way == "savepoint per board":
+                savepoint_per_board(batches)
             else:
                 for pk, reqs, lim in batches:
                     services.ops_commit(board_id=pk, requests=reqs, limits=lim)
@@ -121,15 +131,9 @@ def main() -> None:
 
     board = services.board_create(slug="commit-cost", title="commit cost")
     limits = services.current_limits()
-    results: dict[str, list[float]] = {"bulk_create": [], "insert_rows": []}
-    for r in range(args.rounds):
-        for way in results:
-            results[way].append(cpu_per_op_us(board, limits, way, f"{way}{r}", args))
-    before, after = (statistics.median(results[w]) for w in results)
-    print(f"batches of {args.batch} adds, median of {args.rounds} rounds:")
-    print("| rows written with | ops_commit CPU per op, us |\n|---|---:|")
-    print(f"| bulk_create | {before:.0f} |\n| insert_rows | {after:.0f} |")
-    print(f"insert_rows / bulk_create: {after / before:.2f}")
+    costs = [cpu_per_op_us(board, limits, f"one{r}", args) for r in range(args.rounds)]
+    print(f"batches of {args.batch} adds on one board, median of {args.rounds} rounds:")
+    print(f"ops_commit CPU per op: {statistics.median(costs):.0f} us")
     print(f"\none op on each of {args.boards} boards, {args.rounds * 4} rounds:")
     print("| committed as | CPU per op, us | wall time per op, us |\n|---|---:|---:|")
     for way, (cpu, wall) in group_cost(limits, args).items():

@@ -202,3 +202,14 @@ def isolated_cache(settings):
     if cache["BACKEND"].endswith("LocMemCache"):
         cache["LOCATION"] = prefix
     settings.CACHES = {"default": cache}
+
+
+@pytest.fixture(autouse=True)
+def no_careful_boards():
+    """Board ids come back after a test's rollback: which boards a process
+    commits read-first (whiteboard.commits.careful) must not outlive a test."""
+    from whiteboard import commits
+
+    commits.careful.clear()
+    yield
+    commits.careful.clear()

@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
-from whiteboard import broadcast, services
+from whiteboard import broadcast, commits, services
 from whiteboard import protocol as p
 from whiteboard.identity import Author
 from whiteboard.models import Op
@@ -189,21 +189,27 @@ def test_a_batch_with_an_undo_commits_outside_the_shared_transaction(
     third = services.board_create(slug="third", title="Third")
     commit(board, add(rect("a")))
     seen = {}
-    real = services.ops_commit
+    real, real_together = commits.ops_commit, commits.commit_together
 
     def spy(*, board_id, requests, limits):
         seen[board_id] = connection.in_atomic_block
         return real(board_id=board_id, requests=requests, limits=limits)
 
-    monkeypatch.setattr(services, "ops_commit", spy)
+    def together_spy(batches):
+        seen.update((board_id, connection.in_atomic_block) for board_id, *_ in batches)
+        return real_together(batches)
+
+    monkeypatch.setattr(commits, "ops_commit", spy)
+    monkeypatch.setattr(commits, "commit_together", together_spy)
     results = services.ops_commit_boards(
         batches=[
             (other.pk, [add(rect("o1"))], LIMITS),
             (board.pk, [add(rect("b")), simple("undo")], LIMITS),
-            (third.pk, [add(rect("t1"))], LIMITS),
+            # A clear goes board by board, but in the shared transaction.
+            (third.pk, [add(rect("t1")), simple("clear")], LIMITS),
         ]
     )
     assert seen == {other.pk: True, board.pk: False, third.pk: True}
-    assert [codes(r) for r in results] == [["ok"], ["ok", "ok"], ["ok"]]
+    assert [codes(r) for r in results] == [["ok"], ["ok", "ok"], ["ok", "ok"]]
     assert services.needs_own_transaction([simple("redo")])
     assert not services.needs_own_transaction([add(rect("z"))])

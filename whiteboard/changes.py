@@ -5,10 +5,10 @@ are assigned without gaps or races, even across server processes. Every op is
 checked completely before it mutates anything: a refused op changes nothing.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
@@ -16,12 +16,17 @@ from . import access
 from . import protocol as p
 from .history import Change, HistoryScan, in_chunks
 from .identity import Author
-from .models import Element, History, Op
+from .models import Board, Element, History, Op
 from .protocol import frames
 from .protocol.frames import element_text, encode, size
-from .rows import insert_rows, update_rows
-
-ELEMENT_FIELDS = ("v", "deleted", "body", "field_v")
+from .rows import (
+    ElementRow,
+    OpRow,
+    element_rows_of,
+    insert_elements,
+    insert_ops,
+    update_elements,
+)
 
 
 def named_elements(op):
@@ -77,10 +82,11 @@ class Batch:
         self.bytes = board.live_bytes
         self.first_seq = board.seq + 1
         self.committed = committed  # cid -> last seq, from the log
-        self.rows: dict[str, Any] = {}  # element id -> Element, or None: absent
-        self.new_rows: list[Element] = []
-        self.dirty: dict[int, Element] = {}
-        self.new_ops: list[Op] = []
+        # element id -> its row, or None: it never existed on the board.
+        self.rows: dict[str, Any] = {}  # ElementRow, or None
+        self.new_rows: list[ElementRow] = []
+        self.dirty: dict[str, ElementRow] = {}
+        self.new_ops: list[OpRow] = []
         # The committed op entries, as pieces that ops_frames packs into frames.
         self.pieces: list[frames.Entries] = []
         # (actor, keys) -> the role re-decided at commit, or None (no access).
@@ -88,6 +94,12 @@ class Batch:
         # Actors of this batch who may have a redo list to empty; found with one
         # query per batch instead of one UPDATE per op (see find_redo_holders).
         self.redo_holders: set[str] = set()
+        # Set by commits.commit_together: the redo lists to empty are written
+        # with every board's rows at the end (`emptied`), not one UPDATE each.
+        self.defer_redo = False
+        self.emptied: set[str] = set()
+        # What became of each request, once handled (commits.commit_together).
+        self.outcomes: list[Outcome] = []
 
     # -- entry point ---------------------------------------------------------
 
@@ -145,8 +157,11 @@ class Batch:
             user = get_user_model().objects.filter(pk=user_id).first()
             if user is None:  # the account was deleted
                 return None
+        board = self.board
+        if not isinstance(board, Board):  # commits.LockedBoard: the row, whole
+            board = Board.objects.get(pk=board.pk)
         try:
-            return access.board_role(self.board, user, keys)
+            return access.board_role(board, user, keys)
         except p.Refusal:
             return None
 
@@ -158,7 +173,7 @@ class Batch:
         for i in missing:
             self.rows[i] = None
         for chunk in in_chunks(missing):
-            for row in Element.objects.filter(board=self.board, element_id__in=chunk):
+            for _, row in element_rows_of([self.board.pk], chunk):
                 self.rows[row.element_id] = row
 
     def row(self, element_id):
@@ -169,9 +184,10 @@ class Batch:
         row = self.row(element_id)
         return row if row is not None and not row.deleted else None
 
-    def touch(self, row):
-        if row.pk is not None:
-            self.dirty[row.pk] = row
+    def touch(self, row: ElementRow) -> None:
+        """A changed row: a new one is inserted as it ends up, a stored one updated."""
+        if row.stored:
+            self.dirty[row.element_id] = row
 
     # -- the log -------------------------------------------------------------
 
@@ -188,8 +204,7 @@ class Batch:
         text = encode(entries)
         author = req.author
         self.new_ops.append(
-            Op(
-                board=self.board,
+            OpRow(
                 seq=entries[0]["seq"] if entries else self.seq,
                 last_seq=self.seq,
                 cid=req.cid,
@@ -218,10 +233,13 @@ class Batch:
         """A new op empties its author's redo list."""
         if actor not in self.redo_holders:
             return
+        self.redo_holders.discard(actor)
+        if self.defer_redo:
+            self.emptied.add(actor)
+            return
         Op.objects.filter(board=self.board, actor=actor, history=History.UNDONE).update(
             history=History.DROPPED
         )
-        self.redo_holders.discard(actor)
 
     # -- the four plain ops ----------------------------------------------------
 
@@ -237,13 +255,8 @@ class Batch:
         text = encode(body)
         self.ensure_bytes(size(text))
         seq = self.next_seq()
-        row = Element(
-            board=self.board,
-            element_id=element["id"],
-            kind=element["kind"],
-            z=seq,
-            v=seq,
-            body=text,
+        row = ElementRow(
+            element["id"], element["kind"], seq, seq, False, text, stored=False
         )
         self.rows[row.element_id] = row
         self.new_rows.append(row)
@@ -260,9 +273,9 @@ class Batch:
         if row is None:
             raise p.NotFound(f"There is no element {op.id!r} on this board.")
         p.check_update_for_kind(row.kind, op.set, req.cid)
-        body = json.loads(row.body)
+        body = orjson.loads(row.body)
         before = {name: body.get(name) for name in op.set}
-        versions = json.loads(row.field_v)
+        versions = orjson.loads(row.field_v)
         before_v = {name: versions.get(name, row.z) for name in op.set}
         text = encode({**body, **op.set})
         self.ensure_bytes(size(text) - size(row.body))
@@ -322,9 +335,11 @@ class Batch:
                 f"is {megabytes(limit)}. Delete something first."
             )
 
-    def set_body(self, row: Element, text: str, field_versions: dict, seq: int) -> None:
+    def set_body(
+        self, row: ElementRow, text: str, field_versions: dict, seq: int
+    ) -> None:
         """Store the element's new body; the given fields' versions change."""
-        versions = json.loads(row.field_v)
+        versions = orjson.loads(row.field_v)
         versions.update(field_versions)
         self.bytes += size(text) - size(row.body)
         row.body, row.field_v, row.v = text, encode(versions), seq
@@ -338,7 +353,7 @@ class Batch:
             self.touch(row)
         self.live -= len(ids)
 
-    def restore(self, row: Element, seq: int) -> None:
+    def restore(self, row: ElementRow, seq: int) -> None:
         row.deleted, row.v = False, seq
         self.touch(row)
         self.live += 1
@@ -399,7 +414,7 @@ class Batch:
 
     def updated_body(self, change: Change) -> str:
         """The body of the row an update change names, with its fields set."""
-        body = json.loads(self.rows[change.ids[0]].body)
+        body = orjson.loads(self.rows[change.ids[0]].body)
         return encode({**body, **change.fields})
 
     def apply_change(self, req: OpRequest, change: Change) -> dict:
@@ -413,22 +428,18 @@ class Batch:
             return self.entry(req, seq, "update", id=row.element_id, set=change.fields)
         row = self.rows[change.ids[0]]
         self.restore(row, seq)
-        element = json.loads(element_text(row.body, row.v))
+        element = orjson.loads(element_text(row.body, row.v))
         return self.entry(req, seq, "add", element=element)
 
     # -- writing ---------------------------------------------------------------
 
     def flush(self):
         """Write what the batch changed so far, so that queries below see it."""
-        if self.new_rows:
-            insert_rows(Element, self.new_rows)
-            self.new_rows = []
-        if self.dirty:
-            update_rows(Element, list(self.dirty.values()), ELEMENT_FIELDS)
-            self.dirty = {}
-        if self.new_ops:
-            insert_rows(Op, self.new_ops)
-            self.new_ops = []
+        board_id = self.board.pk
+        insert_elements([(board_id, row) for row in self.new_rows])
+        update_elements([(board_id, row) for row in self.dirty.values()])
+        insert_ops([(board_id, op) for op in self.new_ops])
+        self.new_rows, self.dirty, self.new_ops = [], {}, []
 
     def finish(self):
         self.flush()

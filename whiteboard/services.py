@@ -17,12 +17,17 @@ from django.utils.text import slugify
 
 from . import broadcast, selectors
 from .access import board_role, session_keys
-from .changes import Batch, OpRequest, Outcome, named_elements
+from .changes import OpRequest
+from .commits import (  # noqa: F401 (the commit API, with the other writes)
+    CommitResult,
+    needs_own_transaction,
+    ops_commit,
+    ops_commit_boards,
+)
 from .history import in_chunks
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
-from .models import Board, Membership, Op, Presence, ShareLink, random_slug
-from .protocol import REDO, UNDO, Limits, frames
-from .protocol.frames import OpsFrame
+from .models import Board, Membership, Presence, ShareLink, random_slug
+from .protocol import Limits, frames
 
 
 @dataclass
@@ -35,17 +40,6 @@ class Joined:
     board: dict
     users: list[dict]
     replay_after: int | None
-
-
-@dataclass
-class CommitResult:
-    """One board's committed batch: an outcome per request, and the `ops` frames
-    (seqs `first`..`last`, consecutive, in order) to broadcast once committed."""
-
-    outcomes: list[Outcome]
-    frames: list[OpsFrame]
-    first: int | None
-    last: int | None
 
 
 _limits: tuple[object, Limits] | None = None
@@ -273,59 +267,6 @@ def presence_restore(*, server, channel_name, rows: list[dict]) -> list[str]:
     ]
     Presence.objects.bulk_create(kept, ignore_conflicts=True)
     return [row.sid for row in kept]
-
-
-def ops_commit(*, board_id, requests, limits):
-    """Apply a batch of requests in one transaction holding the board's lock."""
-    with transaction.atomic():
-        board = Board.objects.select_for_update().get(pk=board_id)
-        cids = [r.cid for r in requests]
-        committed = dict(
-            Op.objects.filter(board=board, cid__in=cids).values_list("cid", "last_seq")
-        )
-        batch = Batch(board, limits, committed, undo_scan=settings.WHITEBOARD_UNDO_SCAN)
-        batch.find_redo_holders(r.author.actor for r in requests)
-        batch.prefetch([i for r in requests for i in named_elements(r.op)])
-        outcomes = [batch.handle(r) for r in requests]
-        batch.finish()
-    first = batch.first_seq if batch.seq >= batch.first_seq else None
-    last = batch.seq if first else None
-    return CommitResult(outcomes, batch.ops_frames(), first, last)
-
-
-def needs_own_transaction(requests: list[OpRequest]) -> bool:
-    """Whether a batch holds an undo or redo, whose history scan is heavier
-    than a plain op's: it is committed alone, so that no other board's ops wait
-    inside its transaction."""
-    return any(r.kind in (UNDO, REDO) for r in requests)
-
-
-def ops_commit_boards(*, batches: list[tuple]) -> list:
-    """Commit several boards' batches, (board_id, requests, limits) each; a
-    CommitResult or the exception per batch (see committer.py).
-
-    The plain batches share one transaction, each in a savepoint, so one
-    batch's failure undoes that batch only; they lock their boards in id
-    order, so two processes committing overlapping boards cannot deadlock.
-    A batch holding an undo or redo then commits in a transaction of its own.
-    """
-    order = sorted(range(len(batches)), key=lambda i: batches[i][0])
-    alone = [i for i in order if needs_own_transaction(batches[i][1])]
-    results = [None] * len(batches)
-    with transaction.atomic():
-        for i in order:
-            if i not in alone:
-                results[i] = commit_or_error(*batches[i])
-    for i in alone:
-        results[i] = commit_or_error(*batches[i])
-    return results
-
-
-def commit_or_error(board_id: int, requests: list[OpRequest], limits: Limits):
-    try:
-        return ops_commit(board_id=board_id, requests=requests, limits=limits)
-    except Exception as exc:  # handed to that board's hub
-        return exc
 
 
 def board_clear(*, board, user, limits):

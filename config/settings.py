@@ -339,8 +339,6 @@ WHITEBOARD_MAX_REPLAY = env_int("WHITEBOARD_MAX_REPLAY", 2000)
 # At most this many history entries are searched by one undo or redo (the
 # board's write lock is held meanwhile); beyond it the answer is nothing_to_undo.
 WHITEBOARD_UNDO_SCAN = env_int("WHITEBOARD_UNDO_SCAN", 2000)
-# How often a board broadcasts coalesced ops and volatile messages (ms).
-WHITEBOARD_TICK_MS = env_int("WHITEBOARD_TICK_MS", 25)
 # How long (ms) a thread may hold the GIL while another waits for it, in the
 # server process (config/asgi.py); the default is Python's own. Commits run in
 # a database thread beside the event loop and hand the GIL back and forth

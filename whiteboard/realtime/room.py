@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from django.conf import settings
 from django.db import DatabaseError
 
 from whiteboard import broadcast
@@ -78,10 +77,6 @@ class Connection(Protocol):
 
     async def shut_down(self) -> None:
         """The server is stopping: say bye and close with 1012."""
-
-
-def tick_seconds() -> float:
-    return settings.WHITEBOARD_TICK_MS / 1000
 
 
 class Room:
@@ -153,20 +148,20 @@ class Room:
             self.task = asyncio.get_running_loop().create_task(self.run())
 
     async def run(self) -> None:
-        """Commit and broadcast until nothing is pending, at most once per tick."""
-        loop = asyncio.get_running_loop()
+        """Commit and broadcast until nothing is pending.
+
+        No timer: the next batch is whatever arrived while the last one was
+        being committed (natural group commit), so an op on a quiet board is
+        committed at once and a busy board's batches grow with the load.
+        """
         try:
             while self.pending:
-                started = loop.time()
                 batch = self.pending[:MAX_BATCH]
                 del self.pending[:MAX_BATCH]
                 try:
                     await self.commit(batch)
                 except Exception as exc:  # a bug: never leave a sender waiting
                     self.commit_failed(batch, exc)
-                wait = tick_seconds() - (loop.time() - started)
-                if self.pending and wait > 0:
-                    await asyncio.sleep(wait)
         finally:
             self.task = None
             self.idle.set()

@@ -153,6 +153,16 @@ def read_first(board_id: int) -> bool:
     return False
 
 
+def remember_careful(boards: set[int]) -> None:
+    """Mark boards careful; forget those whose minute is over (the dict holds
+    only the boards that conflicted within CAREFUL_FOR)."""
+    now = time.monotonic()
+    for board_id, since in list(careful.items()):
+        if now - since >= CAREFUL_FOR:
+            del careful[board_id]
+    careful.update(dict.fromkeys(boards, now))
+
+
 def ops_commit_boards(*, batches: list[BoardBatch]) -> list[CommitResult | Exception]:
     """Commit several boards' batches; a CommitResult or the exception per batch.
 
@@ -176,8 +186,7 @@ def ops_commit_boards(*, batches: list[BoardBatch]) -> list[CommitResult | Excep
         try:
             commit_shared(batches, shared, together, results)
         except Conflict as conflict:
-            now = time.monotonic()
-            careful.update(dict.fromkeys(conflict.boards, now))
+            remember_careful(conflict.boards)
             commit_shared(batches, shared, together, results)
     except (OperationalError, InterfaceError):
         raise  # the database is away: every sender is told (1013)

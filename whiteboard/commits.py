@@ -186,6 +186,7 @@ def ops_commit_boards(*, batches: list[BoardBatch]) -> list[CommitResult | Excep
         try:
             commit_shared(batches, shared, together, results)
         except Conflict as conflict:
+            logger.info("Write-first commit met stored rows (%s); read-first", conflict)
             remember_careful(conflict.boards)
             commit_shared(batches, shared, together, results)
     except (OperationalError, InterfaceError):

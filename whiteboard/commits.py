@@ -3,11 +3,12 @@
 A process hands all of its boards' waiting batches to `ops_commit_boards` in one
 call (realtime/process.py, `GroupCommitter`). Batches of plain ops (add, update,
 delete) are committed set-based: whatever the number of boards, the transaction
-runs the same handful of statements (lock the boards, read the cids already
-committed, the element rows named and who has a redo list, then one multi-row
-INSERT per table and one UPDATE of every board's seq), instead of about seven
-per board. A batch with a clear, an undo or a redo goes the per-board way
-(`ops_commit`), which reads and writes as it goes.
+runs the same handful of statements (lock the boards, look up who has a redo
+list, read the rows that updates and deletes name, then one multi-row INSERT per
+table and one UPDATE of every board's seq), instead of about seven per board.
+It is write-first: new element ids and cids are not read but left to the unique
+constraints to judge (see `commit_together`). A batch with a clear, an undo or
+a redo goes the per-board way (`ops_commit`), which reads and writes as it goes.
 
 Seq order and durability are those of the per-board way: every board row is
 locked (in id order, so two processes cannot deadlock) before its seq is read,

@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import re
+import select
 import shlex
 import signal
 import socket
@@ -56,18 +57,6 @@ def distinct_ports(count):
     return sorted(ports)
 
 
-def until(condition, what, timeout=15.0):
-    """Poll `condition` until it returns something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
-
-
 def established(ports):
     """Open TCP connections accepted on each of these loopback ports."""
     counts = dict.fromkeys(ports, 0)
@@ -96,6 +85,38 @@ def stat_of(pid):
     if fields[0] == "Z":
         return None
     return int(fields[1]), int(fields[19])
+
+
+def exit_watches(tree):
+    """{pid: pidfd} for the processes of `tree` still running: each pidfd
+    becomes readable when its process ends (a reused pid is not watched)."""
+    watches = {}
+    for pid, (start, _argv) in tree.items():
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue  # already gone
+        if (stat_of(pid) or (0, None))[1] == start:
+            watches[pid] = fd
+        else:
+            os.close(fd)
+    return watches
+
+
+def wait_until_ended(watches, timeout):
+    """Wait for every watched process to end; the pids still running, if any."""
+    poller = select.poll()
+    running = {fd: pid for pid, fd in watches.items()}
+    for fd in running:
+        poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    while running and (left := deadline - time.monotonic()) > 0:
+        for fd, _event in poller.poll(left * 1000):
+            poller.unregister(fd)
+            del running[fd]
+    for fd in watches.values():
+        os.close(fd)
+    return sorted(running.values())
 
 
 def descendants(root):
@@ -226,30 +247,19 @@ def check_children(run, kinds):
         assert f"Redis at redis://127.0.0.1:{run.redis_port}/0" in run.logs()
 
 
-async def until_async(condition, what, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.05)
-    return found
-
-
 async def draw_across_then_stop(run):
     """Alice and Bob on different daphnes; Alice's op reaches Bob; SIGTERM
     to the script then closes both with `bye` + 1012, through nginx."""
     async with run.open("demo") as alice:
         alice_welcome, _ = await read_state(alice)
-        first = await until_async(
-            lambda: connections(run.daphne_ports, 1), "alice reaches a daphne"
-        )
+        # The daphne that sent the welcome holds the connection accepted from nginx.
+        first = connections(run.daphne_ports, 1)
+        assert first is not None, established(run.daphne_ports)
         async with run.open("demo") as bob:
             bob_welcome, _ = await read_state(bob)
             # least_conn: bob's connection went to the other daphne.
-            second = await until_async(
-                lambda: connections(run.daphne_ports, 2), "bob reaches a daphne"
-            )
-            assert second == [1, 1], (first, second)
+            second = connections(run.daphne_ports, 2)
+            assert second == [1, 1], (first, established(run.daphne_ports))
             # Presence spans the processes (through the database).
             assert alice_welcome["you"]["sid"] in [
                 user["sid"] for user in bob_welcome["users"]
@@ -270,6 +280,7 @@ def test_two_clients_on_two_daphnes_draw_together_and_sigterm_stops_all(
 ):
     run = run_multi.start()
     tree = descendants(run.process.pid)
+    watches = exit_watches(tree)
     kinds = children_by_kind(tree)
     check_children(run, kinds)
 
@@ -278,12 +289,8 @@ def test_two_clients_on_two_daphnes_draw_together_and_sigterm_stops_all(
     assert run.process.wait(60) == 0, run.logs()
     run.output.close()
     # Every process it started is gone, and so is its temporary directory.
-    for pid, (start, argv) in tree.items():
-        until(
-            lambda pid=pid, start=start: (stat_of(pid) or (0, None))[1] != start,
-            f"{argv[:3]} (pid {pid}) ends",
-            timeout=5,
-        )
+    running = wait_until_ended(watches, timeout=5)
+    assert running == [], [tree[pid][1][:3] for pid in running]
     # nginx shows its command line as one string: "nginx: master process ...".
     run_dir = Path(re.search(r" -p (\S+)", " ".join(kinds["nginx"][0][1]))[1])
     assert not run_dir.exists(), run_dir

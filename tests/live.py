@@ -436,6 +436,21 @@ async def read_state(ws):
             return welcome, frames
 
 
+async def closed_with(ws, timeout=5):
+    """(close code, last frame) once the server closes the socket."""
+    import asyncio
+
+    from websockets.exceptions import ConnectionClosed
+
+    last = None
+    async with asyncio.timeout(timeout):
+        try:
+            while True:
+                last = json.loads(await ws.recv())
+        except ConnectionClosed as closed:
+            return (closed.rcvd.code if closed.rcvd else None), last
+
+
 async def next_of(ws, kind, timeout=10):
     """The next frame of type `kind`, skipping presence and volatile frames."""
     import asyncio

@@ -12,7 +12,6 @@ are the ones docs/deploy.md shows, and nginx accepts them.
 import asyncio
 import contextlib
 import datetime
-import json
 import os
 import re
 import select
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from tests.live import (
     PYTHON,
@@ -34,6 +32,7 @@ from tests.live import (
     Output,
     add_frame,
     base_env,
+    closed_with,
     free_port,
     manage,
     next_of,
@@ -144,17 +143,6 @@ def unit_daphne_args():
     line = re.search(r"^ExecStart=(.*)$", text, re.M)[1]
     argv = shlex.split(line)
     return argv[argv.index(next(a for a in argv if a.endswith("/daphne"))) + 1 :]
-
-
-async def closed_with(ws, timeout=30):
-    """(close code, last frame) once the server closes the socket."""
-    last = None
-    async with asyncio.timeout(timeout):
-        try:
-            while True:
-                last = json.loads(await ws.recv())
-        except ConnectionClosed as closed:
-            return (closed.rcvd.code if closed.rcvd else None), last
 
 
 class RunMulti:
@@ -271,7 +259,7 @@ async def draw_across_then_stop(run):
 
             run.process.send_signal(signal.SIGTERM)
             for ws in (alice, bob):
-                code, last = await closed_with(ws)
+                code, last = await closed_with(ws, timeout=30)
                 assert (code, last) == (1012, {"type": "bye", "reason": "restart"})
 
 

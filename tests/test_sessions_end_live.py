@@ -8,29 +8,16 @@ without it the heartbeat's session check does, within one heartbeat.
 
 import asyncio
 import contextlib
-import json
 import uuid
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 
-from tests.live import base_env, manage, read_state
+from tests.live import base_env, closed_with, manage, read_state
 from tests.livehttp import Browser
 
 pytestmark = pytest.mark.live
 
 PASSWORD = "live-horse-battery-42"
-
-
-async def closed_with(ws, timeout=5):
-    """(close code, last frame) once the server closes the socket."""
-    last = None
-    async with asyncio.timeout(timeout):
-        try:
-            while True:
-                last = json.loads(await ws.recv())
-        except ConnectionClosed as closed:
-            return (closed.rcvd.code if closed.rcvd else None), last
 
 
 async def logged_in_socket(server, live_db, stack):

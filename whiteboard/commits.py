@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from django.conf import settings
@@ -289,41 +289,24 @@ def outcome(applied: Batch | Exception) -> CommitResult | Exception:
     return result_of(applied, applied.outcomes)
 
 
+@dataclass(slots=True)
 class LockedBoard:
     """A board row as the set-based commit locks it: what a Batch checks and
     counts. Raw SQL and no model instance: building 100 Board instances took
     longer than the query (the access rules, rarely needed at commit, read the
-    whole row again: Batch.decide_role)."""
+    whole row again: Batch.decide_role). Fields in the order they are read
+    (`pk` is the `id` column)."""
 
-    __slots__ = (
-        "pk",
-        "slug",
-        "seq",
-        "live_elements",
-        "live_bytes",
-        "locked",
-        "access_version",
-    )
-    # Read in this order (`pk` is the `id` column).
-    COLUMNS = __slots__
+    pk: int
+    slug: str
+    seq: int
+    live_elements: int
+    live_bytes: int
+    locked: bool
+    access_version: int
 
-    def __init__(
-        self,
-        pk: int,
-        slug: str,
-        seq: int,
-        live_elements: int,
-        live_bytes: int,
-        locked: bool,
-        access_version: int,
-    ) -> None:
-        self.pk = pk
-        self.slug = slug
-        self.seq = seq
-        self.live_elements = live_elements
-        self.live_bytes = live_bytes
-        self.locked = bool(locked)  # SQLite: 0 or 1
-        self.access_version = access_version
+    def __post_init__(self) -> None:
+        self.locked = bool(self.locked)  # SQLite: 0 or 1
 
 
 def lock_boards(board_ids: list[int]) -> dict[int, LockedBoard]:
@@ -331,7 +314,8 @@ def lock_boards(board_ids: list[int]) -> dict[int, LockedBoard]:
     transaction itself holds the one write lock)."""
     connection = connections[router.db_for_write(Board)]
     quote = connection.ops.quote_name
-    columns = ", ".join(quote("id" if c == "pk" else c) for c in LockedBoard.COLUMNS)
+    names = [f.name for f in fields(LockedBoard)]
+    columns = ", ".join(quote("id" if c == "pk" else c) for c in names)
     marks = ", ".join(["%s"] * len(board_ids))
     sql = (
         f"SELECT {columns} FROM {quote(Board._meta.db_table)} "

@@ -16,6 +16,7 @@ restores 1,000 elements).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from .models import Element, Op
 CHUNK = 500
 
 
+@dataclass(slots=True)
 class ElementRow:
     """An element row as a batch reads and changes it (models.Element's columns).
 
@@ -35,52 +37,39 @@ class ElementRow:
     added by this batch (it is INSERTed once, as it is at the end).
     """
 
-    __slots__ = ("element_id", "kind", "z", "v", "deleted", "body", "field_v", "stored")
-    # What `element_rows_of` reads, in the constructor's order.
-    COLUMNS = ("element_id", "kind", "z", "v", "deleted", "body", "field_v")
-
-    def __init__(
-        self,
-        element_id: str,
-        kind: str,
-        z: int,
-        v: int,
-        deleted: bool,
-        body: str,
-        field_v: str = "{}",
-        stored: bool = True,
-    ) -> None:
-        self.element_id = element_id
-        self.kind = kind
-        self.z = z
-        self.v = v
-        self.deleted = deleted
-        self.body = body
-        self.field_v = field_v
-        self.stored = stored
+    element_id: str
+    kind: str
+    z: int
+    v: int
+    deleted: bool
+    body: str
+    field_v: str = "{}"
+    stored: bool = True
 
 
+# What `element_rows_of` reads and `insert_elements` writes, in ElementRow's order.
+ELEMENT_COLUMNS = ("element_id", "kind", "z", "v", "deleted", "body", "field_v")
+
+
+@dataclass(slots=True)
 class OpRow:
     """A new op row: models.Op's columns but `id`, `board` and `created_at`."""
 
-    __slots__ = (
-        "seq",
-        "last_seq",
-        "cid",
-        "kind",
-        "author_id",
-        "by",
-        "sid",
-        "actor",
-        "entries",
-        "undo",
-        "history",
-        "applied_seq",
-    )
+    seq: int
+    last_seq: int
+    cid: str
+    kind: str
+    author_id: int | None
+    by: str
+    sid: str | None
+    actor: str
+    entries: str
+    undo: str
+    history: str
+    applied_seq: int | None
 
-    def __init__(self, **values: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, values[name])
+
+OP_COLUMNS = tuple(f.name for f in fields(OpRow))
 
 
 def element_rows_of(board_ids: Iterable[int], element_ids: list[str]) -> list[tuple]:
@@ -88,7 +77,7 @@ def element_rows_of(board_ids: Iterable[int], element_ids: list[str]) -> list[tu
     query = Element.objects.filter(board_id__in=board_ids, element_id__in=element_ids)
     return [
         (values[0], ElementRow(*values[1:]))
-        for values in query.values_list("board_id", *ElementRow.COLUMNS)
+        for values in query.values_list("board_id", *ELEMENT_COLUMNS)
     ]
 
 
@@ -102,7 +91,7 @@ def insert_elements(
     """
     inserted = insert(
         Element,
-        ("board_id", *ElementRow.COLUMNS),
+        ("board_id", *ELEMENT_COLUMNS),
         [
             (b, r.element_id, r.kind, r.z, r.v, r.deleted, r.body, r.field_v)
             for b, r in new
@@ -144,11 +133,10 @@ def insert_ops(
     connection = connections[router.db_for_write(Op)]
     field = Op._meta.get_field("created_at")
     stamp = field.get_db_prep_save(now or timezone.now(), connection)
-    names = OpRow.__slots__
     return insert(
         Op,
-        ("board_id", *names, "created_at"),
-        [(b, *(getattr(r, n) for n in names), stamp) for b, r in new],
+        ("board_id", *OP_COLUMNS, "created_at"),
+        [(b, *(getattr(r, n) for n in OP_COLUMNS), stamp) for b, r in new],
         skip_existing=skip_existing,
     )
 

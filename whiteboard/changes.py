@@ -92,7 +92,7 @@ class Batch:
         # (actor, keys) -> the role re-decided at commit, or None (no access).
         self.roles: dict[tuple, str | None] = {}
         # Actors of this batch who may have a redo list to empty; found with one
-        # query per batch instead of one UPDATE per op (see find_redo_holders).
+        # query per batch instead of one UPDATE per op (commits.redo_holders).
         self.redo_holders: set[str] = set()
         # Set by commits.commit_together: the redo lists to empty are written
         # with every board's rows at the end (`emptied`), not one UPDATE each.
@@ -221,13 +221,6 @@ class Batch:
         )
         if entries:
             self.pieces.extend(frames.entries_of(entries[0]["seq"], self.seq, text))
-
-    def find_redo_holders(self, actors):
-        """Which of these actors have undone entries that a new op would drop."""
-        holders = Op.objects.filter(
-            board=self.board, actor__in=set(actors), history=History.UNDONE
-        )
-        self.redo_holders = set(holders.values_list("actor", flat=True).distinct())
 
     def empty_redo(self, actor):
         """A new op empties its author's redo list."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -89,12 +89,8 @@ def ops_commit(
     """Apply a batch of requests in one transaction holding the board's lock."""
     with transaction.atomic():
         board = Board.objects.select_for_update().get(pk=board_id)
-        cids = [r.cid for r in requests]
-        committed = dict(
-            Op.objects.filter(board=board, cid__in=cids).values_list("cid", "last_seq")
-        )
-        batch = new_batch(board, limits, committed)
-        batch.find_redo_holders(r.author.actor for r in requests)
+        batch = new_batch(board, limits, committed_cids({board_id}, requests)[board_id])
+        batch.redo_holders = redo_holders({board_id}, requests)[board_id]
         batch.prefetch([i for r in requests for i in named_elements(r.op)])
         outcomes = [batch.handle(r) for r in requests]
         batch.finish()
@@ -367,7 +363,7 @@ def element_rows(
 
 
 def redo_holders(
-    boards: dict[int, LockedBoard], requests: list[OpRequest]
+    boards: Collection[int], requests: list[OpRequest]
 ) -> defaultdict[int, set[str]]:
     """board id -> the actors of these requests with undone entries there, whose
     redo lists a new op empties (Batch.empty_redo). Raw SQL: the ORM spent more

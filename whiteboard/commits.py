@@ -455,10 +455,3 @@ def update_boards(changed: list[Batch]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-    for batch in changed:
-        board = batch.board
-        board.seq, board.live_elements, board.live_bytes = (
-            batch.seq,
-            batch.live,
-            batch.bytes,
-        )

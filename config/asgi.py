@@ -4,9 +4,10 @@ Django is set up before anything imports models; the WebSocket stack refuses a
 foreign or missing Origin (HTTP 403; scheme, host and port must match, see
 whiteboard/origin.py) before authentication or routing runs. Authentication is
 channels' AuthMiddlewareStack with its session middleware read-only
-(`SessionReader`).
+(`SessionReader`). The operator's endpoints come first of all.
 """
 
+import atexit
 import os
 import sys
 
@@ -28,11 +29,16 @@ from channels.sessions import (  # noqa: E402
 )
 
 from config import daphne_compat  # noqa: E402
+from whiteboard import metrics  # noqa: E402
+from whiteboard.operations import OperationsEndpoints  # noqa: E402
 from whiteboard.origin import OriginValidator  # noqa: E402
 from whiteboard.realtime import process  # noqa: E402
 from whiteboard.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 daphne_compat.install(on_shutdown=process.shut_down)
+# This process's gauges stop counting when it exits (a killed one's are
+# dropped at the next scrape, whiteboard/metrics.py).
+atexit.register(metrics.forget_this_process)
 
 
 class SessionReader(SessionMiddleware):
@@ -50,13 +56,17 @@ class SessionReader(SessionMiddleware):
         return await self.inner(wrapper.scope, receive, send)
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": OriginValidator(
-            CookieMiddleware(
-                SessionReader(AuthMiddleware(URLRouter(websocket_urlpatterns)))
-            )
-        ),
-    }
+# /healthz, /readyz and /metrics are answered in front of Django
+# (whiteboard/operations.py says why).
+application = OperationsEndpoints(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": OriginValidator(
+                CookieMiddleware(
+                    SessionReader(AuthMiddleware(URLRouter(websocket_urlpatterns)))
+                )
+            ),
+        }
+    )
 )

@@ -6,6 +6,7 @@ server refuses to start unless `DJANGO_SECRET_KEY` is set.
 """
 
 import os
+import sys
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -371,17 +372,49 @@ WHITEBOARD_DRAFTS_PER_SECOND = env_int("WHITEBOARD_DRAFTS_PER_SECOND", 30)
 WHITEBOARD_GROUP_REFRESH_SECONDS = env_int("WHITEBOARD_GROUP_REFRESH_SECONDS", 3)
 WHITEBOARD_SEQ_CHECK_SECONDS = env_int("WHITEBOARD_SEQ_CHECK_SECONDS", 2)
 
+# --- Operations: metrics, health, logs (docs/operations.md) ---
+# Several server processes on one host share this directory for their metrics
+# (prometheus_client's multiprocess mode): /metrics of any of them answers for
+# all. It must be set before prometheus_client is first imported, hence here.
+# Empty it when the service starts (make run-multi and the systemd units do).
+WHITEBOARD_METRICS_DIR = env("WHITEBOARD_METRICS_DIR") or env(
+    "PROMETHEUS_MULTIPROC_DIR", ""
+)
+if WHITEBOARD_METRICS_DIR:
+    if "prometheus_client.values" in sys.modules and not os.environ.get(
+        "PROMETHEUS_MULTIPROC_DIR"
+    ):
+        raise ImproperlyConfigured(
+            "prometheus_client was imported before the settings: set "
+            "PROMETHEUS_MULTIPROC_DIR in the environment instead"
+        )
+    Path(WHITEBOARD_METRICS_DIR).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = WHITEBOARD_METRICS_DIR
+# Addresses (or networks) /metrics answers; everyone else gets 403. Behind a
+# proxy, the client it names counts only if the proxy is trusted.
+WHITEBOARD_METRICS_ALLOW = env_list("WHITEBOARD_METRICS_ALLOW", "127.0.0.1,::1")
+try:
+    [ip_network(entry, strict=False) for entry in WHITEBOARD_METRICS_ALLOW]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"WHITEBOARD_METRICS_ALLOW: {exc}") from exc
+# "json": one JSON object per log line (for a log collector); "plain" (the
+# default): human-readable lines.
+WHITEBOARD_LOG_FORMAT = env("WHITEBOARD_LOG_FORMAT", "plain").strip().lower()
+if WHITEBOARD_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("WHITEBOARD_LOG_FORMAT must be plain or json")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.log_format.JsonFormatter"},
     },
     "filters": {"secrets": {"()": "config.log_redaction.RedactSecrets"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": WHITEBOARD_LOG_FORMAT,
             "filters": ["secrets"],
         }
     },

@@ -72,10 +72,6 @@ def test_home_offers_visibility_only_to_logged_in_users(client, owner):
     assert 'name="visibility"' in client.get("/").content.decode()
 
 
-def test_health_check_answers_ok(client):
-    assert client.get("/healthz").json() == {"status": "ok"}
-
-
 # --- the board page --------------------------------------------------------------
 
 

@@ -7,6 +7,11 @@ class WhiteboardConfig(AppConfig):
     verbose_name = "Whiteboard"
 
     def ready(self) -> None:
-        from . import signals
+        from django.core.signals import got_request_exception
+
+        from . import metrics, signals
 
         signals.connect()
+        got_request_exception.connect(
+            metrics.count_request_error, dispatch_uid="whiteboard.metrics"
+        )

@@ -56,6 +56,9 @@ class OpRequest:
     # was decided (None: not a connection, e.g. the admin); see Batch.check.
     keys: tuple[str, ...] = ()
     access_version: int | None = None
+    # When it arrived (the event loop's clock), for whiteboard_broadcast_seconds;
+    # 0 for ops that did not come from a socket.
+    received: float = 0.0
 
 
 @dataclass

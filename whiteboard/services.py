@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import broadcast, selectors
+from . import broadcast, metrics, selectors
 from .access import board_role, session_keys
 from .changes import OpRequest
 from .commits import (  # noqa: F401 (the commit API, with the other writes)
@@ -287,6 +287,8 @@ def board_clear(*, board, user, limits):
         transaction.on_commit(
             lambda: broadcast.publish_ops(board.slug, result.frames), robust=True
         )
+        if result.frames:
+            transaction.on_commit(lambda: metrics.committed(["clear"]))
     return result
 
 

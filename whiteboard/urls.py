@@ -8,7 +8,6 @@ app_name = "whiteboard"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
     # Pages link the SVG icon; this answers browsers (and the admin) asking anyway.
     path(
         "favicon.ico",

@@ -28,10 +28,6 @@ def home(request):
     return render(request, "whiteboard/home.html", {"boards": boards, "mine": mine})
 
 
-def healthz(request):
-    return JsonResponse({"status": "ok"})
-
-
 @require_safe
 def board_page(request, slug):
     """The drawing page of one board, after the same access check as its socket."""

@@ -41,7 +41,9 @@ class BoardConsumer(AsyncWebsocketConsumer):
             if not isinstance(exc, Exception):
                 # Cancelled by a stopping server: normally process.shut_down
                 # said bye already, and this does nothing.
-                await self.session.end(CLOSE_RESTART, frames.bye())
+                await self.session.end(
+                    CLOSE_RESTART, frames.bye(), reason="server stopping"
+                )
                 raise
             logger.exception("Connection %s failed", self.session.sid)
             await self.session.fail()
@@ -71,7 +73,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         await self.session.receive(text_data, bytes_data)
 
     async def disconnect(self, code: int) -> None:
-        await self.session.peer_gone()
+        await self.session.peer_gone(code)
 
     async def dispatch(self, message: dict) -> None:
         # Overrides Channels' dispatch, which hops to a thread to close stale DB

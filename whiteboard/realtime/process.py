@@ -18,16 +18,18 @@ import logging
 import os
 import secrets
 import socket
+import time
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
+from django.db import DatabaseError
 
-from whiteboard import broadcast, selectors, services, session_check
+from whiteboard import broadcast, metrics, selectors, services, session_check
 from whiteboard.changes import OpRequest
 from whiteboard.models import board_group
 from whiteboard.protocol import Limits
@@ -40,17 +42,36 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-admit = database_sync_to_async(services.board_admit)
-join = database_sync_to_async(services.board_join)
-leave = database_sync_to_async(services.presence_leave)
-recheck = database_sync_to_async(services.connection_recheck)
-touch = database_sync_to_async(services.presence_touch)
-restore = database_sync_to_async(services.presence_restore)
+T = TypeVar("T")
+
+
+def on_database(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """`function` in the database thread; a database error it raises is counted
+    (whiteboard_database_errors_total) and raised on."""
+    call = database_sync_to_async(function)
+
+    async def counted(**kwargs: Any) -> T:
+        try:
+            return await call(**kwargs)
+        except DatabaseError:
+            metrics.database_error()
+            raise
+
+    return counted
+
+
+admit = on_database(services.board_admit)
+join = on_database(services.board_join)
+leave = on_database(services.presence_leave)
+recheck = on_database(services.connection_recheck)
+touch = on_database(services.presence_touch)
+restore = on_database(services.presence_restore)
+# Its failures are counted by GroupCommitter.commit_part, batch by batch.
 commit_boards = database_sync_to_async(services.ops_commit_boards)
-snapshot_page = database_sync_to_async(selectors.snapshot_page)
-replay_page = database_sync_to_async(selectors.replay_page)
-board_seqs = database_sync_to_async(selectors.board_seqs)
-ended_sessions = database_sync_to_async(session_check.ended_sessions)
+snapshot_page = on_database(selectors.snapshot_page)
+replay_page = on_database(selectors.replay_page)
+board_seqs = on_database(selectors.board_seqs)
+ended_sessions = on_database(session_check.ended_sessions)
 
 CLOSE_WAIT = 5.0
 # Heartbeats and outbox bounds are checked this often (seconds).
@@ -58,6 +79,8 @@ TICK = 0.5
 RENEW_RETRY = 0.5
 # The longest a group_send may take before it counts as failed.
 PUBLISH_WAIT = 5.0
+# Every connection's waiting bytes go into whiteboard_send_buffer_bytes this often.
+SAMPLE_BUFFERS_EVERY = 5.0
 MAX_UNLEFT = 10_000
 LOG_EVERY = 10.0
 LOGGED_OUT = {
@@ -106,10 +129,19 @@ class GroupCommitter:
             self.task = None
 
     async def commit_part(self, part: list) -> None:
+        started = time.perf_counter()
         try:
             results = await commit_boards(batches=[g[:3] for g in part])
         except Exception as exc:  # the whole transaction failed
+            if isinstance(exc, DatabaseError):
+                metrics.database_error()
             results = [exc] * len(part)
+        else:
+            for result in results:
+                if isinstance(result, DatabaseError):
+                    metrics.database_error()
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_OPS.observe(sum(len(g[1]) for g in part))
         for (*_, future), result in zip(part, results, strict=True):
             settle(future, result)
 
@@ -158,6 +190,7 @@ class Process:
         if room is None:
             room = self.rooms[board_id] = Room(self, board_id, slug, limits)
             self.by_slug[slug] = room
+            metrics.BOARDS_ACTIVE.inc()
         if self.upkeep is None:
             self.heartbeat = float(limits.heartbeat_seconds)
             self.upkeep = asyncio.get_running_loop().create_task(self.keep_up())
@@ -173,6 +206,7 @@ class Process:
             return
         del self.rooms[room.board_id]
         del self.by_slug[room.slug]
+        metrics.BOARDS_ACTIVE.dec()
         room.close()
         self.unsubscribe(room.group)
 
@@ -229,15 +263,19 @@ class Process:
         """Put this process's channel in `group`; raises if the layer is down."""
         if self.listening is None or failed(self.listening):
             self.listening = asyncio.get_running_loop().create_task(self.start())
-        await asyncio.shield(self.listening)
-        self.groups.add(group)
-        await asyncio.shield(self.in_order(group, "add"))
+        try:
+            await asyncio.shield(self.listening)
+            self.groups.add(group)
+            await asyncio.shield(self.in_order(group, "add"))
+        except Exception:
+            metrics.layer_error("group")
+            raise
 
     def unsubscribe(self, group: str) -> None:
         self.groups.discard(group)
         if self.channel is not None:
             task = self.in_order(group, "discard")
-            task.add_done_callback(log_failure(f"Leaving group {group}"))
+            task.add_done_callback(log_failure(f"Leaving group {group}", "group"))
 
     async def start(self) -> None:
         layer = channel_layer()
@@ -288,6 +326,7 @@ class Process:
             async with asyncio.timeout(PUBLISH_WAIT):
                 await layer.group_send(group, {**event, "origin": self.server})
         except Exception as exc:
+            metrics.layer_error("send")
             # A timeout's text is empty: name it.
             self.layer_trouble(
                 f"sending to {group} failed: {exc or type(exc).__name__}"
@@ -319,6 +358,7 @@ class Process:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                metrics.layer_error("receive")
                 self.layer_trouble(f"receiving failed: {exc}")
                 failed = True
                 await asyncio.sleep(0.5)
@@ -357,6 +397,7 @@ class Process:
         seconds: group membership and the rooms' seqs; every heartbeat: presence."""
         loop = asyncio.get_running_loop()
         due = {"groups": 0.0, "seqs": 0.0, "presence": loop.time() + self.heartbeat}
+        sample_at = loop.time()
         jobs = {
             "groups": self.renew_groups,
             "seqs": self.check_seqs,
@@ -365,8 +406,13 @@ class Process:
         while True:
             await asyncio.sleep(TICK)
             now = loop.time()
+            sample = now >= sample_at
+            if sample:
+                sample_at = now + SAMPLE_BUFFERS_EVERY
             for conn in self.connections():
                 conn.tick(now)
+                if sample:
+                    metrics.SEND_BUFFER_BYTES.observe(conn.queued_bytes())
             for what, job in jobs.items():
                 if now >= due[what]:
                     due[what] = now + self.period(what)
@@ -415,6 +461,7 @@ class Process:
                     await self.in_order(group, "add")
                 return
             except Exception:
+                metrics.layer_error("group")
                 if loop.time() + RENEW_RETRY >= give_up:
                     raise
                 await asyncio.sleep(RENEW_RETRY)
@@ -612,9 +659,11 @@ async def settle_tasks(what: str, tasks: list[asyncio.Task[None]]) -> None:
         logger.warning("%s did not finish within %s s", what.capitalize(), CLOSE_WAIT)
 
 
-def log_failure(what: str) -> Callable[[asyncio.Task[None]], None]:
+def log_failure(what: str, operation: str = "") -> Callable[[asyncio.Task[None]], None]:
     def check(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
+            if operation:
+                metrics.layer_error(operation)
             logger.warning("%s failed: %s", what, task.exception())
 
     return check

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import DatabaseError
 
-from whiteboard import broadcast
+from whiteboard import broadcast, metrics
 from whiteboard.changes import OpRequest, Outcome
 from whiteboard.models import board_group
 from whiteboard.protocol import Limits, frames
@@ -68,6 +68,9 @@ class Connection(Protocol):
 
     def tick(self, now: float) -> None:
         """Every process.TICK: heartbeat and outbox bounds."""
+
+    def queued_bytes(self) -> int:
+        """Bytes waiting for the socket: its outbox and the server's buffer."""
 
     def presence(self) -> dict | None:
         """Its presence row's fields once written, for services.presence_restore."""
@@ -178,6 +181,7 @@ class Room:
             self.order.offer(frame)
         for frame in result.frames:
             await self.publish(broadcast.ops_event(frame))
+        count_committed(batch, result.outcomes)
         for (request, conn), outcome in zip(batch, result.outcomes, strict=True):
             if outcome.last is not None:
                 self.remember(request.cid, outcome.last)
@@ -275,6 +279,21 @@ class Room:
     def close(self) -> None:
         self.volatile.close()
         self.order.close()
+
+
+def count_committed(
+    batch: list[tuple[OpRequest, Connection]], outcomes: list[Outcome]
+) -> None:
+    """whiteboard_ops_committed_total and whiteboard_broadcast_seconds, once
+    the batch's frames went to this process's connections and the others."""
+    now = asyncio.get_running_loop().time()
+    kinds = []
+    for (request, _), outcome in zip(batch, outcomes, strict=True):
+        if outcome.first is not None:
+            kinds.append(request.kind)
+            if request.received:
+                metrics.BROADCAST_SECONDS.observe(now - request.received)
+    metrics.committed(kinds)
 
 
 def volatile_event(items: Iterable[tuple[tuple[str, str], Any]]) -> Event:

@@ -26,7 +26,8 @@ from urllib.parse import parse_qs
 from django.conf import settings
 from django.db import DatabaseError
 
-from whiteboard import broadcast, ratelimit, services
+from config.log_format import log_fields
+from whiteboard import broadcast, metrics, ratelimit, services
 from whiteboard.changes import OpRequest, Outcome
 from whiteboard.identity import Author, new_sid
 from whiteboard.protocol import frames, messages, parse_envelope, validate
@@ -235,6 +236,8 @@ class Session:
         self.cursors_out = Coalescer(CURSOR_INTERVAL, self.send_cursors)
         self.rechecking = asyncio.Lock()
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Counted in whiteboard_connections (accepted to be served).
+        self.counted = False
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} on {self.slug} {self.state.value}>"
@@ -267,6 +270,8 @@ class Session:
             return
         await self.transport.accept()
         self.accepted = True
+        self.counted = True
+        metrics.CONNECTIONS.inc()
         self.take_admission(admission)
         if await self.join_room(admission.board.pk):
             await self.send_state(admission)
@@ -283,7 +288,7 @@ class Session:
         self.access_version = admission.access_version
 
     async def refuse_connection(self, refusal: ProtocolError) -> None:
-        await self.end(refusal.close_code, frames.error(refusal))
+        await self.end_refused(refusal)
 
     async def join_room(self, board_id: int) -> bool:
         """Subscribe before reading the state, so that no op falls between."""
@@ -295,8 +300,13 @@ class Session:
             if self.user_id is not None:
                 await self.process.watch_user(self.user_id, self)
         except Exception as exc:
-            logger.warning("Board %s: channel layer unavailable: %s", self.slug, exc)
-            await self.end(CLOSE_TRY_AGAIN)
+            logger.warning(
+                "Board %s: channel layer unavailable: %s",
+                self.slug,
+                exc,
+                extra=self.log_fields(),
+            )
+            await self.end(CLOSE_TRY_AGAIN, reason="channel layer unavailable")
             return False
         return True
 
@@ -313,6 +323,14 @@ class Session:
         self.listed = True
         self.delivered = joined.seq
         self.room.synced(joined.seq)
+        logger.info(
+            "Connection %s opened on board %s as %s (%s)",
+            self.sid,
+            self.slug,
+            self.role,
+            "guest" if self.user_id is None else f"user {self.user_id}",
+            extra=self.log_fields(),
+        )
         self.title, self.locked = joined.board["title"], joined.board["locked"]
         self.shown = (self.title, self.locked, self.role)
         self.peers = {user["sid"] for user in joined.users}
@@ -390,7 +408,7 @@ class Session:
             return
         self.last_frame = asyncio.get_running_loop().time()
         if self.too_big(text, data):
-            await self.end(CLOSE_TOO_BIG)
+            await self.end(CLOSE_TOO_BIG, reason="frame over max_frame_bytes")
             return
         try:
             if text is None:
@@ -465,6 +483,7 @@ class Session:
             keys=self.keys,
             access_version=self.access_version,
         )
+        request.received = self.last_frame
         self.pending[cid] = False
         self.room.submit(request, self)
 
@@ -498,8 +517,17 @@ class Session:
         messages.PING: handle_ping,
     }
 
-    def refuse(self, error: ProtocolError) -> None:
+    def refuse(self, error: ProtocolError, cid: str | None = None) -> None:
         """Send an error frame; the 101st within a minute also closes with 1008."""
+        metrics.refused(error.code)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Connection %s on %s: refused (%s)",
+                self.sid,
+                self.slug,
+                error.code,
+                extra=self.log_fields(error_code=error.code, cid=cid or error.cid),
+            )
         self.outbox.push(frames.error(error))
         now = time.monotonic()
         if self.refusals is None:
@@ -509,7 +537,7 @@ class Session:
             len(self.refusals) > REFUSALS_ALLOWED
             and now - self.refusals[0] <= REFUSAL_WINDOW
         ):
-            self.spawn(self.end(CLOSE_POLICY))
+            self.spawn(self.end(CLOSE_POLICY, reason="too many refused frames"))
 
     # == the room's calls (Connection) =============================================
 
@@ -523,7 +551,7 @@ class Session:
                 self.bucket.give_back()
             self.outbox.push(frames.ack(outcome.cid, outcome.last or 0))
         elif outcome.error is not None:
-            self.refuse(outcome.error)
+            self.refuse(outcome.error, request.cid)
             if isinstance(outcome.error, messages.AccessChanged):
                 self.spawn(self.recheck_role())
         elif resent and outcome.last is not None:
@@ -562,22 +590,22 @@ class Session:
                 handler(self, event)
 
     def abort(self, code: int) -> None:
-        self.spawn(self.end(code))
+        self.spawn(self.end(code, reason="committing its ops failed"))
 
     def tick(self, now: float) -> None:
         if self.state not in LIVE:
             return
         waiting = not self.ops_room.is_set()  # the server is not reading
         if not waiting and now - self.last_frame > 3 * self.limits.heartbeat_seconds:
-            self.spawn(self.end(CLOSE_IDLE))
+            self.spawn(self.end(CLOSE_IDLE, reason="no frame within 3 heartbeats"))
             return
         self.outbox.tick(now)
 
+    def queued_bytes(self) -> int:
+        return self.outbox.pending()
+
     def overflowed(self, reason: str) -> None:
-        logger.info(
-            "Connection %s on %s does not read (%s): 4413", self.sid, self.slug, reason
-        )
-        self.spawn(self.end(CLOSE_SLOW_READER))
+        self.spawn(self.end(CLOSE_SLOW_READER, reason=f"does not read: {reason}"))
 
     # -- events, one handler per type -----------------------------------------------
 
@@ -665,19 +693,39 @@ class Session:
     async def lose_access(self, refusal: Refusal | None = None) -> None:
         """This connection may no longer see the board: say why and close (44xx)."""
         refusal = refusal or Refusal("You no longer have access to this board.")
-        await self.end(refusal.close_code, frames.error(refusal))
+        await self.end_refused(refusal)
 
     # == the one way out
 
-    async def end(self, code: int | None, frame: str | None = None) -> None:
+    async def end_refused(self, refusal: ProtocolError) -> None:
+        """Close with the refusal's code after its error frame."""
+        metrics.refused(refusal.code)
+        await self.end(
+            refusal.close_code,
+            frames.error(refusal),
+            reason=refusal.message,
+            error_code=refusal.code,
+        )
+
+    async def end(
+        self,
+        code: int | None,
+        frame: str | None = None,
+        *,
+        reason: str = "",
+        error_code: str | None = None,
+        client_code: int | None = None,
+    ) -> None:
         """Leave the board and close the socket with `code`, exactly once.
 
-        `code` None means the client closed or vanished: there is nothing left
-        to send. `frame` (an error, or `bye`) is the last frame sent.
+        `code` None means the client closed (with `client_code`) or vanished:
+        there is nothing left to send. `frame` (an error, or `bye`) is the last
+        frame sent. Counted and logged once, with `reason`.
         """
         if self.state in (State.ENDING, State.ENDED):
             return
         self.state = State.ENDING
+        self.count_close(code, reason, error_code, client_code)
         room: Room | None = None
         try:
             if code is not None:
@@ -692,6 +740,33 @@ class Session:
                 await self.forget(room or self.detach())
             finally:
                 self.state = State.ENDED
+
+    def count_close(
+        self,
+        code: int | None,
+        reason: str,
+        error_code: str | None,
+        client_code: int | None,
+    ) -> None:
+        by = "client" if code is None else "server"
+        shown = code if code is not None else client_code
+        metrics.closed(shown, by=by)
+        if self.counted:
+            self.counted = False
+            metrics.CONNECTIONS.dec()
+        logger.info(
+            "Connection %s on board %s closed by the %s with %s%s",
+            self.sid,
+            self.slug,
+            by,
+            shown if shown is not None else "no code",
+            f": {reason}" if reason else "",
+            extra=self.log_fields(close_code=shown, by=by, error_code=error_code),
+        )
+
+    def log_fields(self, **more: Any) -> dict[str, object]:
+        """The fields of this connection's JSON log lines (config/log_format.py)."""
+        return log_fields(board=self.slug, sid=self.sid, user=self.user_id, **more)
 
     async def say_last(self, code: int, frame: str | None) -> None:
         if not self.accepted:
@@ -738,18 +813,18 @@ class Session:
             )
             self.process.leave_later(self.sid, room.slug)
 
-    async def peer_gone(self) -> None:
-        """The client closed the socket or the connection dropped."""
+    async def peer_gone(self, code: int | None = None) -> None:
+        """The client closed the socket (with `code`) or the connection dropped."""
         self.gone.set()
-        await self.end(None)
+        await self.end(None, client_code=code)
 
     async def fail(self) -> None:
         """An unexpected server error: close with 1011; the client reconnects."""
-        await self.end(CLOSE_INTERNAL)
+        await self.end(CLOSE_INTERNAL, reason="server error")
 
     async def unavailable(self) -> None:
         """The database could not be reached: close with 1013."""
-        await self.end(CLOSE_TRY_AGAIN)
+        await self.end(CLOSE_TRY_AGAIN, reason="database unavailable")
 
     async def shut_down(self) -> None:
         """The server is stopping: flush this connection's ops, say bye, 1012.
@@ -762,7 +837,7 @@ class Session:
             return
         if self.room is not None:
             await self.room.drain(SHUTDOWN_DRAIN)
-        await self.end(CLOSE_RESTART, frames.bye())
+        await self.end(CLOSE_RESTART, frames.bye(), reason="server stopping")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.gone.wait(), SHUTDOWN_CLOSE_WAIT)
 

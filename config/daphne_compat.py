@@ -17,7 +17,10 @@
   4.2 it raises KeyError, skipping even that, when any HTTP connection has not
   sent a request yet. A "before shutdown" trigger that returns a Deferred makes
   the reactor wait while every socket is closed gracefully.
-- daphne's access log gets share-link keys masked (see log_redaction).
+- daphne's access log gets share-link keys masked (see log_redaction), and
+  with WHITEBOARD_LOG_FORMAT=json its lines go through logging
+  ("whiteboard.access") as JSON like every other line, instead of plain text
+  on stdout.
 - Eager writes: Twisted's TCP transport queues every write and asks the event
   loop to watch the socket for writability, writing on a later turn and then
   unwatching it: two epoll_ctl calls and the asyncio selector's bookkeeping per
@@ -31,6 +34,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +42,15 @@ from typing import Any
 from autobahn.exception import Disconnected as PeerGone
 
 from config.log_redaction import redact
+
+access_logger = logging.getLogger("whiteboard.access")
+
+
+def json_logs() -> bool:
+    from django.conf import settings
+
+    return getattr(settings, "WHITEBOARD_LOG_FORMAT", "plain") == "json"
+
 
 SERVER_CLOSE_CODES = frozenset({1001, 1008, 1009, 1011, 1012, 1013})
 SEND_BUFFER_EXTENSION = "whiteboard.send_buffer"
@@ -132,10 +145,26 @@ def install_eager_writes() -> None:
 def redacting(write_entry: Callable) -> Callable:
     """daphne's access log (stdout by default) prints each URL whole."""
 
+    as_json = json_logs()
+
     def write(
-        self: Any, host: Any, date: Any, request: Any, *args: Any, **kw: Any
+        self: Any,
+        host: Any,
+        date: Any,
+        request: Any,
+        status: Any = None,
+        length: Any = None,
+        *args: Any,
+        **kw: Any,
     ) -> Any:
-        return write_entry(self, host, date, redact(request), *args, **kw)
+        request = redact(request)
+        if as_json:
+            fields = {"client": host, "request": request, "status": status}
+            access_logger.info(
+                '%s "%s" %s %s', host, request, status, length, extra=fields
+            )
+            return None
+        return write_entry(self, host, date, request, status, length, *args, **kw)
 
     write.redacts = True  # type: ignore[attr-defined]
     return write

@@ -15,8 +15,12 @@ from config.log_redaction import redact
 
 # What a line may carry besides the basics: the board's slug, the
 # connection's sid, the user's id (None for a guest), the close code and who
-# closed (server or client), the protocol error code, and the op's cid.
-FIELDS = ("board", "sid", "user", "close_code", "by", "error_code", "cid")
+# closed (server or client), the protocol error code, the op's cid; and on
+# daphne's access lines the client's address, the request and its status.
+FIELDS = (
+    *("board", "sid", "user", "close_code", "by", "error_code", "cid"),
+    *("client", "request", "status"),
+)
 
 
 class JsonFormatter(logging.Formatter):

@@ -292,7 +292,8 @@ SECURE_SSL_REDIRECT = env_bool(
     "DJANGO_SECURE_SSL_REDIRECT",
     SECURE_COOKIES and env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"),
 )
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# /healthz, /readyz and /metrics are answered before Django (and never
+# redirected): whiteboard/operations.py.
 # Sent on https responses only.
 SECURE_HSTS_SECONDS = env_int(
     "WHITEBOARD_HSTS_SECONDS", 31536000 if SECURE_COOKIES else 0

@@ -102,6 +102,11 @@ http {{
             proxy_read_timeout 120s;
         }}
 
+        # Prometheus scrapes a daphne itself (docs/operations.md).
+        location = /metrics {{
+            return 404;
+        }}
+
         location / {{
             proxy_pass http://whiteboard;
             proxy_http_version 1.1;
@@ -476,6 +481,9 @@ def start_all(sup: Supervisor, args, run: Path) -> str:
     program("nginx", "nginx")
     nofile = raise_nofile()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The daphnes share one metrics directory, fresh for each run, so that
+    # /metrics of any of them answers for all (docs/operations.md).
+    env.setdefault("WHITEBOARD_METRICS_DIR", str(run / "metrics"))
     prepare_site(env)
     redis = f"REDIS_URL ({urlsplit(env.get('REDIS_URL', '')).netloc.split('@')[-1]})"
     if not env.get("REDIS_URL"):
@@ -498,6 +506,8 @@ def serve(args, run: Path) -> int:
         ports = ", ".join(map(str, args.daphne_ports))
         sup.say(setup)
         sup.say(f"{args.workers} daphnes on 127.0.0.1 ports {ports}, nginx on {base}")
+        first = args.daphne_ports[0]
+        sup.say(f"metrics of all {args.workers}: http://127.0.0.1:{first}/metrics")
         sup.say(f"ready: open {base}/ and draw on {base}/b/demo/ (Ctrl-C stops)")
         return 0 if sup.run_until_stopped() else 1
     finally:

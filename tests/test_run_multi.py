@@ -12,6 +12,7 @@ are the ones docs/deploy.md shows, and nginx accepts them.
 import asyncio
 import contextlib
 import datetime
+import http.client
 import os
 import re
 import select
@@ -235,6 +236,16 @@ def check_children(run, kinds):
         assert f"Redis at redis://127.0.0.1:{run.redis_port}/0" in run.logs()
 
 
+def http_get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        conn.close()
+
+
 async def draw_across_then_stop(run):
     """Alice and Bob on different daphnes; Alice's op reaches Bob; SIGTERM
     to the script then closes both with `bye` + 1012, through nginx."""
@@ -248,6 +259,11 @@ async def draw_across_then_stop(run):
             # least_conn: bob's connection went to the other daphne.
             second = connections(run.daphne_ports, 2)
             assert second == [1, 1], (first, established(run.daphne_ports))
+            # Either daphne's /metrics counts both (one metrics directory);
+            # nginx does not serve it.
+            status, body = http_get(run.daphne_ports[1], "/metrics")
+            assert status == 200 and "\nwhiteboard_connections 2.0\n" in body
+            assert http_get(run.port, "/metrics")[0] == 404
             # Presence spans the processes (through the database).
             assert alice_welcome["you"]["sid"] in [
                 user["sid"] for user in bob_welcome["users"]
@@ -318,7 +334,7 @@ def test_run_multi_proxies_as_the_deploy_config_does():
         check=True,
     ).stdout
     site = NGINX_SITE.read_text()
-    for location in ("/ws/", "/"):
+    for location in ("/ws/", "= /metrics", "/"):
         assert proxy_directives(printed, location) == proxy_directives(site, location)
     upstream = re.search(r"upstream whiteboard {(.*?)}", printed, re.S)[1]
     assert "least_conn;" in upstream and "zone whiteboard" in upstream

@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import logging
 import secrets
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from ipaddress import ip_address, ip_network
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 READY_TIMEOUT = 2.0
 READY_CACHE = 1.0
+# Refused scrapes are logged at most this often (seconds): a scraper that
+# is not allowed would otherwise write a line every scrape interval.
+REFUSAL_LOG_EVERY = 60.0
 PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 Scope = dict[str, Any]
@@ -124,10 +128,18 @@ def metrics_allowed(scope: Scope) -> tuple[bool, str]:
     return False, "not in WHITEBOARD_METRICS_ALLOW"
 
 
+_refusal_logged_at = float("-inf")
+
+
 async def serve_metrics(scope: Scope, send: Send) -> None:
+    global _refusal_logged_at
     allowed, why = metrics_allowed(scope)
     if not allowed:
-        logger.warning("Refused /metrics to %s: %s", scope.get("client"), why)
+        now = time.monotonic()
+        if now - _refusal_logged_at >= REFUSAL_LOG_EVERY:
+            _refusal_logged_at = now
+            peer = (scope.get("client") or ("?",))[0]
+            logger.warning("Refused /metrics to %s: %s", peer, why)
         await respond(send, scope, 403, b"Forbidden: metrics are not served here.\n")
         return
     # Reading the metrics directory is file work: off the event loop.

@@ -110,12 +110,16 @@ async def test_metrics_move_when_ops_are_committed_refused_and_closed(
     async with server.open(slug) as ws, server.open(slug) as quitter:
         await read_state(ws)
         await read_state(quitter)
+        # Each connection's waiting bytes are sampled at the first upkeep
+        # tick; they read everything, so the samples are in the 0 bucket.
         during = await scraped_until(
             server,
-            lambda m: m.value("whiteboard_connections") == 2,
-            "two connections",
+            lambda m: m.value("whiteboard_connections") == 2
+            and m.value("whiteboard_send_buffer_bytes_count") >= 1,
+            "two connections and their send buffers",
         )
         assert during.value("whiteboard_boards_active") == 1
+        assert during.value("whiteboard_send_buffer_bytes_bucket", le="0.0") >= 1
         cids = [f"metrics-cid-{n}" for n in range(3)]
         for n, cid in enumerate(cids):
             await ws.send(add_frame(f"m{n}", cid=cid))

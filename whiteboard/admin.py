@@ -1,13 +1,19 @@
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from . import access, services
+from . import access, admin_status, services
 from .models import Board, Membership, Presence, ShareLink
 
 BOARD_SETTINGS = {"title", "owner", "is_public", "visitor_role", "locked"}
+# Shown on a board's change page in a fieldset of their own, under its settings.
+ACTIVITY_FIELDS = ["live_connections", "activity"]
 
 
 class MembershipInline(admin.TabularInline):
@@ -82,6 +88,7 @@ class BoardAdmin(admin.ModelAdmin):
         "live_bytes",
         "created_at",
         "changed_at",
+        *ACTIVITY_FIELDS,
     ]
     autocomplete_fields = ["owner"]
     inlines = [MembershipInline, ShareLinkInline, PresenceInline]
@@ -115,6 +122,46 @@ class BoardAdmin(admin.ModelAdmin):
         if links:
             lines.append((f"holders of {links} share link(s)", "see below"))
         return format_html_join(mark_safe("<br>"), "{}: {}", lines or [("nobody", "-")])
+
+    @admin.display(description="live connections")
+    def live_connections(self, board: Board) -> int | str:
+        """Open sockets on every server process (the presence rows listed below)."""
+        return admin_status.live_connections(board) if board.pk is not None else "-"
+
+    @admin.display(description="ops per minute, last hour")
+    def activity(self, board: Board) -> str:
+        """Ops per minute over the last hour, as a chart read from the ops table."""
+        if board.pk is None:
+            return "-"
+        return admin_status.board_activity(board, timezone.now())
+
+    def get_fieldsets(self, request: HttpRequest, obj: Board | None = None) -> list:
+        """The activity fields apart from the settings, and only once the board
+        exists: a board being added has none."""
+        fields = self.get_fields(request, obj)
+        main = [name for name in fields if name not in ACTIVITY_FIELDS]
+        fieldsets = [(None, {"fields": main})]
+        if obj is not None:
+            fieldsets.append(("Activity", {"fields": ACTIVITY_FIELDS}))
+        return fieldsets
+
+    def get_urls(self) -> list[URLPattern]:
+        """The Server status page. It sits among the boards' URLs because the
+        admin is Django's default site, which takes no views of its own; it asks
+        for staff only (admin_view), as the admin index does, and no permission
+        on boards."""
+        view = self.admin_site.admin_view(self.server_status_view)
+        status = path("server-status/", view, name="server_status")
+        return [status, *super().get_urls()]
+
+    def server_status_view(self, request: HttpRequest) -> TemplateResponse:
+        """What metrics.snapshot() and the database say about the service now."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Server status",
+            "status": admin_status.server_status(timezone.now()),
+        }
+        return TemplateResponse(request, "admin/server_status.html", context)
 
     def get_readonly_fields(self, request, obj=None):
         # A board's slug is its address and its group: fixed once created.

@@ -22,6 +22,8 @@ if [ "${1:-run}" = "test" ]; then
     have_font || need="$need fonts-dejavu-core"
     # The bench's scale-out scenario puts nginx in front of two daphnes.
     have nginx || [ -x /usr/sbin/nginx ] || need="$need nginx"
+    # promtool checks docs/alerts.yml; the live scrape test runs prometheus.
+    { have promtool && have prometheus; } || need="$need prometheus"
 fi
 
 [ -z "$need" ] && exit 0
@@ -31,7 +33,7 @@ if [ "$(id -u)" = "0" ] && have apt-get; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
     # Debian starts services it installs; the tests run their own copies.
-    for service in redis-server postgresql nginx; do
+    for service in redis-server postgresql nginx prometheus; do
         if have systemctl; then systemctl stop "$service" >/dev/null 2>&1 || true; fi
         service "$service" stop >/dev/null 2>&1 || true
     done

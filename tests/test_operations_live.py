@@ -114,8 +114,10 @@ async def test_metrics_move_when_ops_are_committed_refused_and_closed(
         # tick; they read everything, so the samples are in the 0 bucket.
         during = await scraped_until(
             server,
-            lambda m: m.value("whiteboard_connections") == 2
-            and m.value("whiteboard_send_buffer_bytes_count") >= 1,
+            lambda m: (
+                m.value("whiteboard_connections") == 2
+                and m.value("whiteboard_send_buffer_bytes_count") >= 1
+            ),
             "two connections and their send buffers",
         )
         assert during.value("whiteboard_boards_active") == 1

@@ -583,7 +583,7 @@ async def test_non_readers_on_a_big_board_are_cut_off_and_memory_stays_bounded(
     sent_later = [cid for cid, at in reader.sent_at.items() if at > live_at]
     live = [cid for cid in sent_later if cid in late.arrivals]
     delays = [late.arrivals[cid] - reader.sent_at[cid] for cid in live]
-    reasons = re.findall(r"does not read \((.*?)\): 4413", server.logs())
+    reasons = re.findall(r"with 4413: does not read: (.*)", server.logs())
     print(
         f"board {board_bytes / 1e6:.1f} MB; RSS {before / 1024:.0f} MB before, "
         f"peak {peak / 1024:.0f} MB, {after / 1024:.0f} MB after "

@@ -285,11 +285,19 @@ def board_clear(*, board, user, limits):
         # robust: the clear is committed whatever the channel layer does; open
         # connections that miss it fill the gap from the log.
         transaction.on_commit(
-            lambda: broadcast.publish_ops(board.slug, result.frames), robust=True
+            lambda: published(board.slug, [request], result), robust=True
         )
-        if result.frames:
-            transaction.on_commit(lambda: metrics.committed(["clear"]))
     return result
+
+
+def published(slug, requests, result):
+    """After the commit of ops made outside a socket: count them, send them."""
+    metrics.committed(
+        request.kind
+        for request, outcome in zip(requests, result.outcomes, strict=True)
+        if outcome.first is not None
+    )
+    broadcast.publish_ops(slug, result.frames)
 
 
 def board_set_locked(*, board, locked):

@@ -34,6 +34,11 @@ def random_slug():
     return "".join(secrets.choice(alphabet) for _ in range(20))
 
 
+def new_epoch():
+    """A board history's name (PROTOCOL.md, "Board epoch"): 16 random characters."""
+    return secrets.token_urlsafe(12)
+
+
 class Board(models.Model):
     slug = models.CharField(max_length=64, unique=True, validators=[SLUG_VALIDATOR])
     title = models.CharField(max_length=200)
@@ -63,6 +68,9 @@ class Board(models.Model):
     # Bumped by every change of who may do what (services.board_access_changed):
     # a commit re-decides the author's role when its connection's is older.
     access_version = models.PositiveIntegerField(default=0, editable=False)
+    # Changes when the board's history is replaced (a backup restored, an
+    # import over it): a client resuming with another epoch gets a snapshot.
+    epoch = models.CharField(max_length=32, default=new_epoch, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     changed_at = models.DateTimeField(auto_now=True)
 
@@ -295,3 +303,42 @@ class Presence(models.Model):
 
     def __str__(self):
         return f"{self.name} on {self.board_id}"
+
+
+class Checkpoint(models.Model):
+    """The board's elements right after op `seq`, so that the state at any seq is
+    a checkpoint plus at most WHITEBOARD_CHECKPOINT_OPS ops (whiteboard/timeline.py).
+
+    `state` is JSON: {"live": [[z, element], ...], "gone": [[z, id], ...]}, live
+    elements in stacking order with their `v`, and the deleted ones' places
+    (an undo brings an element back where it was).
+    """
+
+    board = models.ForeignKey(
+        Board, on_delete=models.CASCADE, related_name="checkpoints"
+    )
+    seq = models.BigIntegerField()
+    state = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["board", "seq"], name="checkpoint_seq")
+        ]
+
+    def __str__(self):
+        return f"checkpoint of board {self.board_id} at {self.seq}"
+
+
+class Thumbnail(models.Model):
+    """A small PNG of the board as of `seq`, rendered in the background."""
+
+    board = models.OneToOneField(
+        Board, on_delete=models.CASCADE, primary_key=True, related_name="thumbnail"
+    )
+    seq = models.BigIntegerField()
+    png = models.BinaryField()
+    rendered_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"thumbnail of board {self.board_id} at {self.seq}"

@@ -350,6 +350,20 @@ WHITEBOARD_SWITCH_INTERVAL_MS = env_int("WHITEBOARD_SWITCH_INTERVAL_MS", 5)
 if WHITEBOARD_SWITCH_INTERVAL_MS < 1:
     raise ImproperlyConfigured("WHITEBOARD_SWITCH_INTERVAL_MS must be at least 1")
 
+# History (whiteboard/timeline.py): a checkpoint of each board's elements every
+# this many seqs, so that its state at any seq costs at most that many ops to
+# compute (0: none). Ops older than WHITEBOARD_HISTORY_DAYS days are dropped,
+# with their checkpoints, every hour (empty or 0: kept for ever).
+WHITEBOARD_CHECKPOINT_OPS = env_int("WHITEBOARD_CHECKPOINT_OPS", 1000)
+# The largest board file POST /boards/import takes (bytes); larger ones get a
+# message and change nothing.
+WHITEBOARD_MAX_IMPORT_BYTES = env_int("WHITEBOARD_MAX_IMPORT_BYTES", 64 * 1024 * 1024)
+WHITEBOARD_HISTORY_DAYS = env_int("WHITEBOARD_HISTORY_DAYS", 0)
+if WHITEBOARD_CHECKPOINT_OPS < 0 or WHITEBOARD_HISTORY_DAYS < 0:
+    raise ImproperlyConfigured(
+        "WHITEBOARD_CHECKPOINT_OPS and WHITEBOARD_HISTORY_DAYS must be 0 or more"
+    )
+
 # Bounds of the realtime side (docs/deploy.md, "Bounds"). Each has a documented
 # outcome when it is reached; none is a queue that can grow without limit.
 # Bytes waiting for one socket (queued, or in daphne's buffer) before 4413.
@@ -372,6 +386,13 @@ WHITEBOARD_DRAFTS_PER_SECOND = env_int("WHITEBOARD_DRAFTS_PER_SECOND", 30)
 # restart forgets it) and compares its boards' seqs with the database's.
 WHITEBOARD_GROUP_REFRESH_SECONDS = env_int("WHITEBOARD_GROUP_REFRESH_SECONDS", 3)
 WHITEBOARD_SEQ_CHECK_SECONDS = env_int("WHITEBOARD_SEQ_CHECK_SECONDS", 2)
+# How often each process renders, in a child process of its own, the
+# thumbnails (whiteboard/thumbnails.py) of boards changed since their last one
+# and left alone for a few seconds, at most 20 boards a run (0: never; then
+# `manage.py thumbnails` from cron keeps them fresh).
+WHITEBOARD_THUMBNAIL_SECONDS = env_int("WHITEBOARD_THUMBNAIL_SECONDS", 10)
+if WHITEBOARD_THUMBNAIL_SECONDS < 0:
+    raise ImproperlyConfigured("WHITEBOARD_THUMBNAIL_SECONDS must be 0 or more")
 
 # --- Operations: metrics, health, logs (docs/operations.md) ---
 # Several server processes on one host share this directory for their metrics

@@ -22,6 +22,8 @@ if [ "${1:-run}" = "test" ]; then
     have_font || need="$need fonts-dejavu-core"
     # The bench's scale-out scenario puts nginx in front of two daphnes.
     have nginx || [ -x /usr/sbin/nginx ] || need="$need nginx"
+    # The backup procedure of docs/deploy.md (tests/test_backup_restore.py).
+    have sqlite3 || need="$need sqlite3"
     # promtool checks docs/alerts.yml; the live scrape test runs prometheus.
     { have promtool && have prometheus; } || need="$need prometheus"
 fi

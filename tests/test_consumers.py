@@ -261,13 +261,16 @@ async def test_welcome_has_exactly_the_protocol_shape_then_empty_snapshot(
         "users",
         "seq",
         "limits",
+        "features",
     }
     assert welcome["protocol"] == 1
+    assert welcome["features"] == ["epoch"]
     assert welcome["board"] == {
         "slug": "team",
         "title": "Team board",
         "role": "editor",
         "locked": False,
+        "epoch": board.epoch,
     }
     assert set(welcome["you"]) == {"sid", "name", "color"}
     assert type(welcome["you"]["sid"]) is str and welcome["you"]["sid"]
@@ -380,6 +383,23 @@ async def test_since_equal_to_seq_gets_one_empty_ops_frame(board, connect):
     client = await connect("/ws/boards/team/?since=2")
     assert client.state == [{"type": "ops", "ops": []}]
     await client.nothing()
+
+
+async def test_since_with_the_boards_epoch_replays_and_with_another_gets_a_snapshot(
+    board, connect
+):
+    """PROTOCOL.md 1.1, "Board epoch": a `since` counts in one history."""
+    await seed(board, add(rect("a")), add(rect("b")))
+    same = await connect(f"/ws/boards/team/?since=1&epoch={board.epoch}")
+    assert [f["type"] for f in same.state] == ["ops"]
+    assert [op["seq"] for op in same.state[0]["ops"]] == [2]
+    for other in ("another-epoch", "", "x" * 500):
+        client = await connect(f"/ws/boards/team/?since=1&epoch={other}")
+        assert [f["type"] for f in client.state] == ["snapshot"]
+        assert [e["id"] for e in client.state[0]["elements"]] == ["a", "b"]
+    # An epoch alone asks for nothing: the snapshot, as without it.
+    alone = await connect(f"/ws/boards/team/?epoch={board.epoch}")
+    assert [f["type"] for f in alone.state] == ["snapshot"]
 
 
 @pytest.mark.parametrize("since", ["3", "99999999999999999999", "abc", "-1", "1.5", ""])
@@ -653,6 +673,7 @@ async def test_locked_board_refuses_ops_and_drafts_even_to_its_owner(
     headers = await database_sync_to_async(session_headers)(owner)
     client = await connect("/ws/boards/secret/", headers)
     assert client.welcome["board"] == {
+        "epoch": private_board.epoch,
         "slug": "secret",
         "title": "Secret",
         "role": "owner",

@@ -1,19 +1,22 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from . import access, admin_status, services
-from .models import Board, Membership, Presence, ShareLink
+from . import access, admin_status, oplog, services, thumbnail_views
+from .models import Board, Membership, Op, Presence, ShareLink
+from .protocol.messages import OP_TYPES
 
 BOARD_SETTINGS = {"title", "owner", "is_public", "visitor_role", "locked"}
 # Shown on a board's change page in a fieldset of their own, under its settings.
-ACTIVITY_FIELDS = ["live_connections", "activity"]
+ACTIVITY_FIELDS = ["live_connections", "activity", "op_log"]
 
 
 class MembershipInline(admin.TabularInline):
@@ -78,6 +81,7 @@ class BoardAdmin(admin.ModelAdmin):
         "locked",
         "element_count",
         "changed_at",
+        "thumbnail_image",
     ]
     list_filter = ["is_public", "locked", "visitor_role", "changed_at"]
     search_fields = ["title", "slug", "owner__username", "owner__email"]
@@ -108,6 +112,21 @@ class BoardAdmin(admin.ModelAdmin):
     def element_count(self, board):
         return board.element_count
 
+    @admin.display(description="thumbnail")
+    def thumbnail_image(self, board: Board) -> str:
+        url = reverse("admin:whiteboard_board_thumbnail", args=[board.pk])
+        return format_html(
+            '<img src="{}" alt="" width="64" height="40" loading="lazy">', url
+        )
+
+    def thumbnail_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """A board's thumbnail (thumbnail_views.py) for staff who may view
+        boards: the board page's check would refuse them a private board."""
+        found = Board.objects.filter(pk=object_id).values_list("pk", flat=True)
+        if not found or not self.has_view_permission(request):
+            raise Http404("No such board.")
+        return thumbnail_views.thumbnail_response(request, object_id)
+
     @admin.display(description="who can open it")
     def who_can_open(self, board):
         """Each account's effective role, as the board page and socket decide it."""
@@ -135,6 +154,11 @@ class BoardAdmin(admin.ModelAdmin):
             return "-"
         return admin_status.board_activity(board, timezone.now())
 
+    @admin.display(description="op log")
+    def op_log(self, board: Board) -> str:
+        """A link to the board's ops in the op log, and how many seqs it has."""
+        return oplog.board_oplog_link(board) if board.pk is not None else "-"
+
     def get_fieldsets(self, request: HttpRequest, obj: Board | None = None) -> list:
         """The activity fields apart from the settings, and only once the board
         exists: a board being added has none."""
@@ -142,7 +166,12 @@ class BoardAdmin(admin.ModelAdmin):
         main = [name for name in fields if name not in ACTIVITY_FIELDS]
         fieldsets = [(None, {"fields": main})]
         if obj is not None:
-            fieldsets.append(("Activity", {"fields": ACTIVITY_FIELDS}))
+            shown = [
+                name
+                for name in ACTIVITY_FIELDS
+                if name != "op_log" or can_view_op_log(self.admin_site, request)
+            ]
+            fieldsets.append(("Activity", {"fields": shown}))
         return fieldsets
 
     def get_urls(self) -> list[URLPattern]:
@@ -152,7 +181,12 @@ class BoardAdmin(admin.ModelAdmin):
         on boards."""
         view = self.admin_site.admin_view(self.server_status_view)
         status = path("server-status/", view, name="server_status")
-        return [status, *super().get_urls()]
+        thumbnail = path(
+            "<int:object_id>/thumbnail.png",
+            self.admin_site.admin_view(self.thumbnail_view, cacheable=True),
+            name="whiteboard_board_thumbnail",
+        )
+        return [status, thumbnail, *super().get_urls()]
 
     def server_status_view(self, request: HttpRequest) -> TemplateResponse:
         """What metrics.snapshot() and the database say about the service now."""
@@ -192,6 +226,15 @@ class BoardAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for board in queryset:
             services.board_delete(board=board)
+
+    def get_deleted_objects(self, objs, request):
+        """A board's ops go with it: that nobody may delete an op on its own
+        (OpAdmin) does not stop staff who may delete the board."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(
+            objs, request
+        )
+        perms_needed.discard(Op._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
 
     @admin.action(
         description="Lock selected boards (read-only for everyone)",
@@ -244,3 +287,141 @@ class PresenceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# == the op log ======================================================================
+
+
+def can_view_op_log(site: admin.AdminSite, request: HttpRequest) -> bool:
+    """Whether the op log opens for this user (view permission on ops): pages
+    that link to it show the link, and what it would show, only then."""
+    return site.get_model_admin(Op).has_view_permission(request)
+
+
+class KindFilter(admin.SimpleListFilter):
+    """The op kinds of the protocol, listed without reading the table (a plain
+    filter on `kind` would scan every op for its distinct values)."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [(kind, kind) for kind in sorted(OP_TYPES)]
+
+    def queryset(self, request, queryset):
+        kind = self.value()
+        return queryset.filter(kind=kind) if kind else queryset
+
+
+@admin.register(Op)
+class OpAdmin(admin.ModelAdmin):
+    """Each board's op log, newest first: who changed what, and when.
+
+    Read-only for everyone, superusers included: the log is append-only, and
+    undo, redo and replay read it. Staff need `whiteboard.view_op`.
+
+    Kept fast on a log of hundreds of thousands of ops: newest first is the
+    primary key's order (ids grow with commits; there is no index on
+    created_at), no count of the whole table besides the paginator's, no date
+    hierarchy or facets (each a pass over the table), and the kind filter's
+    choices are the protocol's, not the table's distinct values.
+    """
+
+    list_display = ["time", "board_column", "seqs", "kind", "who", "elements"]
+    list_filter = [
+        KindFilter,
+        ("created_at", admin.DateFieldListFilter),
+        ("author", admin.RelatedOnlyFieldListFilter),
+        ("board", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["board__slug", "board__title", "by", "cid"]
+    search_help_text = "Board slug or title, author name, or cid."
+    ordering = ["-pk"]
+    list_select_related = ["board", "author"]
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = None
+    fields = [
+        "time",
+        "board_column",
+        "seqs",
+        "kind",
+        "who",
+        "sid",
+        "actor",
+        "cid",
+        "history",
+        "applied_seq",
+        "elements_all",
+        "entries_pretty",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        # An op's undo data can be as large as the board (a clear's): unused here.
+        return super().get_queryset(request).defer("undo")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="time", ordering="created_at")
+    def time(self, op: Op) -> str:
+        return oplog.op_time(op)
+
+    @admin.display(description="board")
+    def board_column(self, op: Op) -> str:
+        return oplog.board_link(op.board)
+
+    @admin.display(description="seq", ordering="seq")
+    def seqs(self, op: Op) -> str:
+        return oplog.seq_range(op)
+
+    @admin.display(description="author")
+    def who(self, op: Op) -> str:
+        return oplog.author_label(op)
+
+    @admin.display(description="elements touched")
+    def elements(self, op: Op) -> str:
+        return oplog.touched_html(op.entries)
+
+    @admin.display(description="elements touched")
+    def elements_all(self, op: Op) -> str:
+        return oplog.touched_html(op.entries, shown=None)
+
+    @admin.display(description="entries")
+    def entries_pretty(self, op: Op) -> str:
+        return oplog.pretty_entries(op.entries)
+
+
+# == each account's recent activity ==================================================
+
+User = get_user_model()
+
+
+class UserWithActivityAdmin(UserAdmin):
+    """Django's user admin, with the account's last ops on every board below its
+    fields (for staff who may view the op log) and a link to all of them."""
+
+    readonly_fields = [*UserAdmin.readonly_fields, "recent_activity"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None and can_view_op_log(self.admin_site, request):
+            fieldsets.append(("Recent activity", {"fields": ["recent_activity"]}))
+        return fieldsets
+
+    @admin.display(description="recent activity")
+    def recent_activity(self, user) -> str:
+        return oplog.recent_activity_html(user)
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, UserWithActivityAdmin)

@@ -18,6 +18,7 @@ LEFT = "board.left"
 META = "board.meta"
 GONE = "board.gone"
 KICK = "board.kick"
+RESET = "board.reset"
 
 # The connection method that handles each event: a closed allow-list.
 HANDLERS = {
@@ -28,6 +29,7 @@ HANDLERS = {
     META: "board_meta",
     GONE: "board_gone",
     KICK: "board_kick",
+    RESET: "board_reset",
 }
 
 
@@ -51,6 +53,12 @@ def gone_event():
 
 def kick_event():
     return {"type": KICK}
+
+
+def reset_event():
+    """The board's history was replaced (a new epoch): its connections start
+    again, and each process's room forgets the old seqs."""
+    return {"type": RESET}
 
 
 def publish(slug, event):

@@ -40,6 +40,19 @@ def named_elements(op):
     return []
 
 
+@dataclass(frozen=True)
+class Restore:
+    """Put the board back as it was right after `seq`: `elements` is that state
+    (timeline.state_at), live elements in stacking order, each with its `v`."""
+
+    seq: int
+    elements: list[dict]
+
+
+class NothingToRestore(p.ProtocolError):
+    code = "nothing_to_restore"
+
+
 @dataclass
 class OpRequest:
     """An op as it reached the server, with the checks already made on arrival."""
@@ -309,6 +322,69 @@ class Batch:
         if undo is not None:
             self.empty_redo(req.author.actor)
 
+    def apply_restore(self, req):
+        """A restore as ordinary ops: one delete of what was not there, an add
+        per element brought back (in its old place, with its old fields), an
+        update per element whose fields differ. One history entry of its
+        author's, so that undo reverts it whole (history.plan_restore)."""
+        self.flush()
+        target = {e["id"]: without_v(e) for e in req.op.elements}
+        live = Element.objects.live().filter(board=self.board).order_by("z")
+        live_ids = list(live.values_list("element_id", flat=True))
+        self.prefetch(live_ids + list(target))
+        gone = [i for i in live_ids if i not in target]
+        back = [i for i in target if (r := self.rows.get(i)) is not None and r.deleted]
+        changed = {
+            i: fields
+            for i in target
+            if self.live_row(i) is not None
+            and (fields := differing(orjson.loads(self.rows[i].body), target[i]))
+        }
+        if not (gone or back or changed):
+            raise NothingToRestore(
+                f"The board is already as it was after seq {req.op.seq}."
+            )
+        self.ensure_room(len(back) - len(gone))
+        self.ensure_bytes(
+            sum(size(encode(target[i])) for i in back)
+            - sum(size(self.rows[i].body) for i in gone)
+            + sum(
+                size(encode({**orjson.loads(self.rows[i].body), **f}))
+                - size(self.rows[i].body)
+                for i, f in changed.items()
+            )
+        )
+        entries, parts = [], []
+        if gone:
+            seq = self.next_seq()
+            self.erase(gone, seq)
+            entries.append(self.entry(req, seq, "delete", ids=gone))
+            parts.append(["delete", gone, seq])
+        for element_id in back:
+            seq = self.next_seq()
+            row = self.rows[element_id]
+            old = orjson.loads(row.body)
+            versions = orjson.loads(row.field_v)
+            versions.update(dict.fromkeys(differing(old, target[element_id]), seq))
+            row.body, row.field_v = encode(target[element_id]), encode(versions)
+            self.restore(row, seq)
+            element = orjson.loads(element_text(row.body, row.v))
+            entries.append(self.entry(req, seq, "add", element=element))
+            parts.append(["add", element_id, seq])
+        for element_id, fields in changed.items():
+            seq = self.next_seq()
+            row = self.rows[element_id]
+            body = orjson.loads(row.body)
+            versions = orjson.loads(row.field_v)
+            before = {name: body.get(name) for name in fields}
+            before_v = {name: versions.get(name, row.z) for name in fields}
+            text = encode({**body, **fields})
+            self.set_body(row, text, dict.fromkeys(fields, seq), seq)
+            entries.append(self.entry(req, seq, "update", id=element_id, set=fields))
+            parts.append(["update", element_id, seq, fields, before, before_v])
+        self.record(req, entries, undo={"parts": parts})
+        self.empty_redo(req.author.actor)
+
     def finish_user_op(self, req, entries, element_id):
         self.record(req, entries, undo={"id": element_id})
         self.empty_redo(req.author.actor)
@@ -395,7 +471,11 @@ class Batch:
         entries = [self.apply_change(req, change) for change in changes]
         entry.history = History.UNDONE if undo else History.DONE
         entry.applied_seq = entries[0]["seq"]
-        entry.save(update_fields=["history", "applied_seq"])
+        fields = ["history", "applied_seq"]
+        if entry.kind == "restore":
+            entry.undo = encode(restore_parts_seen(entry.undo, changes, entries))
+            fields.append("undo")
+        entry.save(update_fields=fields)
         self.record(req, entries)
         if undo:
             self.redo_holders.add(req.author.actor)
@@ -450,6 +530,29 @@ class Batch:
         """The `ops` frames that carry everything this batch committed, in seq
         order, each within the protocol's frame size (PROTOCOL.md, "Frame size")."""
         return list(frames.ops_frames(self.pieces))
+
+
+def without_v(element: dict) -> dict:
+    """An element as its row's body stores it: without `v`."""
+    return {name: value for name, value in element.items() if name != "v"}
+
+
+def differing(body: dict, target: dict) -> dict:
+    """The fields (not id, kind or by) whose values `target` changes."""
+    names = [n for n in {**body, **target} if n not in ("id", "kind", "by")]
+    return {n: target.get(n) for n in names if body.get(n) != target.get(n)}
+
+
+def restore_parts_seen(undo_text: str, changes: list, entries: list[dict]) -> dict:
+    """A restore's history entry after an undo or redo of it: each delete or
+    add part remembers the seq of the entry that last reverted or re-applied
+    it, which the next redo or undo checks (history.plan_restore)."""
+    data = orjson.loads(undo_text)
+    for change, entry in zip(changes, entries, strict=True):
+        part = data["parts"][change.part]
+        if part[0] != "update":
+            part[2] = entry["seq"]
+    return data
 
 
 def megabytes(count: int) -> str:

@@ -40,6 +40,8 @@ class Change:
     ids: list = field(default_factory=list)
     fields: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    # For a restore's entry: the index of the part it reverts or re-applies.
+    part: int | None = None
 
 
 def in_chunks(ids: list, size: int = IDS_PER_QUERY) -> Iterator[list]:
@@ -47,10 +49,21 @@ def in_chunks(ids: list, size: int = IDS_PER_QUERY) -> Iterator[list]:
         yield ids[start : start + size]
 
 
+RESTORE = "restore"
+
+
 def named_ids(entry: Op) -> list[str]:
     """The element ids a history entry names."""
     data = orjson.loads(entry.undo)
+    if "parts" in data:
+        return [i for part in data["parts"] for i in part_ids(part)]
     return [data["id"]] if "id" in data else list(data["ids"])
+
+
+def part_ids(part: list) -> list[str]:
+    """The ids of one part of a restore: ["delete", ids, seq], ["add", id,
+    seq] or ["update", id, seq, set, before, before_v]."""
+    return list(part[1]) if part[0] == "delete" else [part[1]]
 
 
 class HistoryScan:
@@ -131,7 +144,9 @@ class HistoryScan:
         if entry.kind == p.ADD:
             return self.plan_add(data["id"], entry.applied_seq, undo=undo)
         if entry.kind == p.UPDATE:
-            return self.plan_update(entry, data, undo=undo)
+            return self.plan_update(entry.seq, data, undo=undo)
+        if entry.kind == RESTORE:
+            return self.plan_restore(data["parts"], undo=undo)
         return self.plan_erase(data["ids"], entry.applied_seq, undo=undo)
 
     def plan_add(self, element_id: str, applied_seq: int, *, undo: bool):
@@ -142,7 +157,7 @@ class HistoryScan:
             return [Change("add", ids=[element_id])]
         return []
 
-    def plan_update(self, entry: Op, data: dict, *, undo: bool) -> list[Change]:
+    def plan_update(self, seq: int, data: dict, *, undo: bool) -> list[Change]:
         """Revert (or re-apply) only the fields nobody else has written since.
 
         A field's version is the seq of the update whose value it holds (its
@@ -156,11 +171,11 @@ class HistoryScan:
         versions = orjson.loads(row.field_v)
         before_v = data.get("before_v", {})
         if undo:
-            current = dict.fromkeys(data["set"], entry.seq)
+            current = dict.fromkeys(data["set"], seq)
             target, target_v = data["before"], before_v
         else:
             current, target = before_v, data["set"]
-            target_v = dict.fromkeys(target, entry.seq)
+            target_v = dict.fromkeys(target, seq)
         names = [k for k in target if versions.get(k, row.z) == current.get(k)]
         if not names:
             return []
@@ -177,3 +192,35 @@ class HistoryScan:
         back = [r for r in rows if r is not None and r.deleted and r.v == applied_seq]
         back.sort(key=lambda r: r.z)
         return [Change("add", ids=[r.element_id]) for r in back]
+
+    def plan_restore(self, parts: list[list], *, undo: bool) -> list[Change]:
+        """A restore's parts, reverted last first (undo) or re-applied in order.
+
+        Each part follows the rule of the plain op it is: a delete comes back
+        only for the elements it erased that nobody changed since, an element
+        it brought back goes again, an update reverts only the fields nobody
+        wrote since. The seq of a delete or add part is the latest entry that
+        applied or reverted it (changes.Batch.apply_changes writes it back).
+        """
+        order = list(enumerate(parts))
+        if undo:
+            order.reverse()
+        changes: list[Change] = []
+        for index, part in order:
+            if part[0] == "delete":
+                found = self.plan_erase(part[1], part[2], undo=undo)
+            elif part[0] == "add":
+                found = self.plan_add(part[1], part[2], undo=undo)
+            else:
+                _, element_id, seq, fields, before, before_v = part
+                data = {
+                    "id": element_id,
+                    "set": fields,
+                    "before": before,
+                    "before_v": before_v,
+                }
+                found = self.plan_update(seq, data, undo=undo)
+            for change in found:
+                change.part = index
+            changes += found
+        return changes

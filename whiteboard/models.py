@@ -71,6 +71,9 @@ class Board(models.Model):
     # Changes when the board's history is replaced (a backup restored, an
     # import over it): a client resuming with another epoch gets a snapshot.
     epoch = models.CharField(max_length=32, default=new_epoch, editable=False)
+    # The first seq whose state can still be computed: ops up to it were
+    # dropped by compaction (whiteboard/timeline.py), a checkpoint holds it.
+    history_from = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     changed_at = models.DateTimeField(auto_now=True)
 

@@ -15,9 +15,9 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import broadcast, metrics, selectors
+from . import broadcast, metrics, selectors, timeline
 from .access import board_role, session_keys
-from .changes import OpRequest
+from .changes import OpRequest, Restore
 from .commits import (  # noqa: F401 (the commit API, with the other writes)
     CommitResult,
     needs_own_transaction,
@@ -26,7 +26,7 @@ from .commits import (  # noqa: F401 (the commit API, with the other writes)
 )
 from .history import in_chunks
 from .identity import Author, actor_key, color_for, guest_name, user_display_name
-from .models import Board, Membership, Presence, ShareLink, random_slug
+from .models import Board, Membership, Presence, ShareLink, new_epoch, random_slug
 from .protocol import Limits, frames
 
 
@@ -139,6 +139,7 @@ def board_join(
     since: int | None,
     limits: Limits,
     max_replay: int,
+    epoch: str | None = None,
 ) -> Joined:
     """Register the connection's presence and decide what it must receive first.
 
@@ -165,12 +166,18 @@ def board_join(
     )
     # The seq is read before the elements: anything committed in between shows
     # up in both, and clients ignore an op whose seq is not above the element's v.
-    board.refresh_from_db(fields=["seq", "title", "locked"])
+    board.refresh_from_db(fields=["seq", "title", "locked", "epoch"])
+    if epoch is not None and epoch != board.epoch:
+        since = None  # another history than the client's: a snapshot
     replay_after = selectors.replay_from(
         board_id=board.pk, since=since, seq=board.seq, max_replay=max_replay
     )
     info = frames.board_info(
-        slug=board.slug, title=board.title, role=admission.role, locked=board.locked
+        slug=board.slug,
+        title=board.title,
+        role=admission.role,
+        locked=board.locked,
+        epoch=board.epoch,
     )
     you = {"sid": author.sid, "name": author.by, "color": admission.color}
     welcome = frames.welcome(
@@ -290,14 +297,58 @@ def board_clear(*, board, user, limits):
     return result
 
 
+def board_restore(*, board, user, seq, limits, role="owner"):
+    """Put the board back as it was right after op `seq`, as ordinary ops by
+    `user` (sid null), broadcast to every process like any commit and undoable
+    by that user as one entry. Raises timeline.OutOfHistory for a seq the
+    board cannot give; the outcome's error says why nothing was restored."""
+    board.refresh_from_db(fields=["seq", "history_from"])
+    target = timeline.state_at(board, seq)
+    author = Author(
+        sid=None,
+        by=user_display_name(user),
+        actor=actor_key(user_id=user.pk),
+        user_id=user.pk,
+        role=role,
+    )
+    request = OpRequest(
+        cid=f"restore-{uuid.uuid4().hex}",
+        kind="restore",
+        author=author,
+        op=Restore(seq=seq, elements=target.live()),
+    )
+    with transaction.atomic():
+        result = ops_commit(board_id=board.pk, requests=[request], limits=limits)
+        transaction.on_commit(
+            lambda: published(board.slug, [request], result), robust=True
+        )
+    return result
+
+
 def published(slug, requests, result):
-    """After the commit of ops made outside a socket: count them, send them."""
+    """After the commit of ops made outside a socket: count them, send them,
+    and store the board's checkpoint if it is due."""
     metrics.committed(
         request.kind
         for request, outcome in zip(requests, result.outcomes, strict=True)
         if outcome.first is not None
     )
     broadcast.publish_ops(slug, result.frames)
+    if result.frames:
+        board_id = Board.objects.filter(slug=slug).values_list("pk", flat=True).first()
+        if board_id is not None:
+            timeline.ensure_checkpoint(board_id)
+
+
+def board_new_epoch(*, board):
+    """The board's history was replaced (an import over it, a backup restored):
+    a new epoch, and its open sockets start again (bye + 1012), so that each
+    client resumes into a snapshot of the history it now has."""
+    board.epoch = new_epoch()
+    Board.objects.filter(pk=board.pk).update(epoch=board.epoch)
+    transaction.on_commit(
+        lambda: broadcast.publish(board.slug, broadcast.reset_event()), robust=True
+    )
 
 
 def board_set_locked(*, board, locked):

@@ -2,7 +2,8 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import board_settings, views
+from . import board_settings, history_views, thumbnail_views, views
+from .history_page import history_json, history_page
 
 app_name = "whiteboard"
 
@@ -16,6 +17,17 @@ urlpatterns = [
     path("boards/new", views.board_new, name="board_new"),
     path("open", views.board_open, name="board_open"),
     path("b/<slug:slug>/", views.board_page, name="board"),
+    path("b/<slug:slug>/state.json", history_views.state_json, name="state_json"),
+    path("b/<slug:slug>/restore", history_views.restore, name="restore"),
+    path("b/<slug:slug>/export.json", history_views.export_json, name="export_json"),
+    path("b/<slug:slug>/history/", history_page, name="history"),
+    path("b/<slug:slug>/history.json", history_json, name="history_json"),
+    path("boards/import", history_views.import_board, name="board_import"),
+    path(
+        "b/<slug:slug>/thumbnail.png",
+        thumbnail_views.board_thumbnail,
+        name="board_thumbnail",
+    ),
     path("me/name", views.guest_rename, name="guest_rename"),
     path(
         "b/<slug:slug>/settings/", board_settings.board_settings, name="board_settings"

@@ -30,6 +30,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='board',
+            name='history_from',
+            field=models.BigIntegerField(default=0, editable=False),
+        ),
+        migrations.AddField(
+            model_name='board',
             name='epoch',
             field=models.CharField(default=whiteboard.models.new_epoch, editable=False, max_length=32),
         ),

@@ -26,6 +26,7 @@ from .messages import (
     CURSORS,
     DRAFT,
     ERROR,
+    FEATURES,
     JOINED,
     LEFT,
     PONG,
@@ -131,8 +132,14 @@ def entries_of(first: int, last: int, array: str) -> list[Entries]:
 # --- The state a joining client receives --------------------------------------
 
 
-def board_info(*, slug: str, title: str, role: str, locked: bool) -> dict:
-    return {"slug": slug, "title": title, "role": role, "locked": locked}
+def board_info(
+    *, slug: str, title: str, role: str, locked: bool, epoch: str | None = None
+) -> dict:
+    """`welcome.board` (with the epoch) and the `board` frame's board."""
+    info = {"slug": slug, "title": title, "role": role, "locked": locked}
+    if epoch is not None:
+        info["epoch"] = epoch
+    return info
 
 
 def welcome(
@@ -142,6 +149,7 @@ def welcome(
         {
             "type": WELCOME,
             "protocol": PROTOCOL_VERSION,
+            "features": list(FEATURES),
             "board": board,
             "you": you,
             "users": users,

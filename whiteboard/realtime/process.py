@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import secrets
 import socket
@@ -22,6 +23,8 @@ import time
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from channels.db import database_sync_to_async
@@ -29,7 +32,15 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError
 
-from whiteboard import broadcast, metrics, selectors, services, session_check
+from whiteboard import (
+    broadcast,
+    metrics,
+    selectors,
+    services,
+    session_check,
+    thumbnails,
+    timeline,
+)
 from whiteboard.changes import OpRequest
 from whiteboard.models import board_group
 from whiteboard.protocol import Limits
@@ -68,6 +79,12 @@ touch = on_database(services.presence_touch)
 restore = on_database(services.presence_restore)
 # Its failures are counted by GroupCommitter.commit_part, batch by batch.
 commit_boards = database_sync_to_async(services.ops_commit_boards)
+# In a thread of its own: a checkpoint replays up to WHITEBOARD_CHECKPOINT_OPS
+# ops, which commits need not wait behind.
+ensure_checkpoint = database_sync_to_async(
+    timeline.ensure_checkpoint, thread_sensitive=False
+)
+compact_history = database_sync_to_async(timeline.compact_old, thread_sensitive=False)
 snapshot_page = on_database(selectors.snapshot_page)
 replay_page = on_database(selectors.replay_page)
 board_seqs = on_database(selectors.board_seqs)
@@ -79,6 +96,10 @@ TICK = 0.5
 RENEW_RETRY = 0.5
 # The longest a group_send may take before it counts as failed.
 PUBLISH_WAIT = 5.0
+# With WHITEBOARD_HISTORY_DAYS, ops older than that are dropped this often
+# (seconds), the first time a minute after the process starts serving.
+HISTORY_EVERY = 3600.0
+HISTORY_FIRST = 60.0
 # Every connection's waiting bytes go into whiteboard_send_buffer_bytes this often.
 SAMPLE_BUFFERS_EVERY = 5.0
 MAX_UNLEFT = 10_000
@@ -180,8 +201,12 @@ class Process:
         self.heartbeat = 20.0
         self.trouble_logged_at = float("-inf")
         self.jobs: dict[str, asyncio.Task[None]] = {}
+        # board id -> the task storing its checkpoint (whiteboard/timeline.py)
+        self.checkpoints: dict[int, asyncio.Task[None]] = {}
         # sid -> board slug: presence rows whose removal failed (database away).
         self.unleft: dict[str, str] = {}
+        # The child process that draws thumbnails, started at its first run.
+        self.thumbnail_pool: ProcessPoolExecutor | None = None
 
     # -- rooms ----------------------------------------------------------------
 
@@ -251,6 +276,16 @@ class Process:
         self, board_id: int, requests: list[OpRequest], limits: Limits
     ) -> services.CommitResult:
         return await self.committer.commit(board_id, requests, limits)
+
+    def checkpoint(self, board_id: int) -> None:
+        """Store the board's checkpoint soon, unless one is being stored."""
+        if board_id in self.checkpoints:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.guarded_job("checkpoint", lambda: ensure_checkpoint(board_id))
+        )
+        self.checkpoints[board_id] = task
+        task.add_done_callback(lambda _: self.checkpoints.pop(board_id, None))
 
     async def missed_ops(self, board_id: int, after: int, upto: int) -> list[OpsFrame]:
         """The first page of the ops after `after` (SeqOrder asks for the rest)."""
@@ -385,6 +420,8 @@ class Process:
             return
         if kind == broadcast.OPS:
             room.on_ops_event(event)
+        elif kind == broadcast.RESET:
+            room.reset(event)
         elif kind in broadcast.HANDLERS:
             room.dispatch(event)
         else:
@@ -403,6 +440,12 @@ class Process:
             "seqs": self.check_seqs,
             "presence": self.touch_presence,
         }
+        if self.period("thumbnails") > 0:
+            due["thumbnails"] = loop.time() + self.period("thumbnails")
+            jobs["thumbnails"] = self.refresh_thumbnails
+        if settings.WHITEBOARD_HISTORY_DAYS > 0:
+            due["history"] = loop.time() + HISTORY_FIRST
+            jobs["history"] = compact_history
         while True:
             await asyncio.sleep(TICK)
             now = loop.time()
@@ -440,6 +483,10 @@ class Process:
             return self.heartbeat
         if what == "groups":
             return settings.WHITEBOARD_GROUP_REFRESH_SECONDS
+        if what == "thumbnails":
+            return float(settings.WHITEBOARD_THUMBNAIL_SECONDS)
+        if what == "history":
+            return HISTORY_EVERY
         return settings.WHITEBOARD_SEQ_CHECK_SECONDS
 
     async def renew_groups(self) -> None:
@@ -475,6 +522,25 @@ class Process:
             room = self.rooms.get(board_id)
             if room is not None:
                 room.order.behind(seq)
+
+    async def refresh_thumbnails(self) -> None:
+        """Render stale thumbnails in the child process: drawing is CPU work
+        that would hold the GIL against this event loop."""
+        if self.thumbnail_pool is None:
+            self.thumbnail_pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=thumbnails.worker_setup,
+                initargs=(settings.SETTINGS_MODULE,),
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                self.thumbnail_pool, thumbnails.background_refresh, thumbnails.BATCH
+            )
+        except BrokenProcessPool:
+            self.thumbnail_pool = None  # the child died: a new one next time
+            raise
 
     async def recover(self) -> None:
         """The channel layer answers again: rejoin every group, catch up."""
@@ -583,11 +649,16 @@ class Process:
             room.close()
         await settle_tasks("group changes", list(self.group_tasks.values()))
         fixed = (self.listening, self.listener, self.upkeep)
-        tasks = [t for t in (*fixed, *self.jobs.values()) if t]
+        jobs = (*self.jobs.values(), *self.checkpoints.values())
+        tasks = [t for t in (*fixed, *jobs) if t]
         for task in tasks:
             task.cancel()
         await settle_tasks("receiving", tasks)
         await finish_layer_cleanup()
+        if self.thumbnail_pool is not None:
+            # A render under way finishes in the child; nothing waits for it.
+            self.thumbnail_pool.shutdown(wait=False, cancel_futures=True)
+            self.thumbnail_pool = None
         self.listening = self.listener = self.upkeep = None
         self.channel = None
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import DatabaseError
 
-from whiteboard import broadcast, metrics
+from whiteboard import broadcast, metrics, timeline
 from whiteboard.changes import OpRequest, Outcome
 from whiteboard.models import board_group
 from whiteboard.protocol import Limits, frames
@@ -182,6 +182,10 @@ class Room:
         for frame in result.frames:
             await self.publish(broadcast.ops_event(frame))
         count_committed(batch, result.outcomes)
+        if result.frames and timeline.crossed(
+            result.frames[0].first - 1, result.frames[-1].last
+        ):
+            self.process.checkpoint(self.board_id)
         for (request, conn), outcome in zip(batch, result.outcomes, strict=True):
             if outcome.last is not None:
                 self.remember(request.cid, outcome.last)
@@ -239,6 +243,14 @@ class Room:
     def on_ops_event(self, event: Event) -> None:
         """Ops another process committed."""
         self.order.offer(OpsFrame(event["first"], event["last"], event["text"]))
+
+    def reset(self, event: Event) -> None:
+        """The board's history was replaced: its seqs start again, and so do
+        its connections (they end with bye + 1012 and resume with a snapshot)."""
+        self.order.close()
+        self.order = SeqOrder(self.forward, self.fetch)
+        self.recent.clear()
+        self.dispatch(event)
 
     def dispatch(self, event: Event, *, skip: str | None = None) -> None:
         for sid, conn in list(self.members.items()):

@@ -168,6 +168,17 @@ def since_from(scope: dict) -> int | None:
     return int(digits) if len(digits) <= MAX_SEQ_DIGITS else None
 
 
+def epoch_from(scope: dict) -> str | None:
+    """The `epoch` query value (PROTOCOL.md 1.1, "Board epoch"), or None.
+
+    Any string names an epoch, the empty one too; only an epoch equal to the
+    board's lets a `since` be replayed, so one of another shape never matches.
+    """
+    query = scope.get("query_string", b"").decode("latin-1")
+    values = parse_qs(query, keep_blank_values=True).get("epoch")
+    return values[-1][:64] if values else None
+
+
 def client_keys(scope: dict) -> tuple[str, ...]:
     """What a connection is counted against: its address and its session."""
     headers = dict(scope.get("headers") or ())
@@ -317,6 +328,7 @@ class Session:
             channel_name=self.process.channel,
             server=self.process.server,
             since=since_from(self.scope),
+            epoch=epoch_from(self.scope),
             limits=self.limits,
             max_replay=settings.WHITEBOARD_MAX_REPLAY,
         )
@@ -646,6 +658,13 @@ class Session:
         )
         self.spawn(self.lose_access(refusal))
 
+    def on_reset(self, event: Event) -> None:
+        self.spawn(
+            self.end(
+                CLOSE_RESTART, frames.bye(), reason="the board's history was replaced"
+            )
+        )
+
     def on_user_ended(self, event: Event) -> None:
         self.spawn(self.lose_access(LoginRequired(str(event.get("message") or ""))))
 
@@ -657,6 +676,7 @@ class Session:
         broadcast.GONE: on_gone,
         broadcast.KICK: on_kick,
         broadcast.USER_ENDED: on_user_ended,
+        broadcast.RESET: on_reset,
     }
 
     # -- access
@@ -864,4 +884,6 @@ class Session:
 
 
 # Events that end a connection are handled while its state is still being sent.
-ENDING_EVENTS = frozenset({broadcast.GONE, broadcast.KICK, broadcast.USER_ENDED})
+ENDING_EVENTS = frozenset(
+    {broadcast.GONE, broadcast.KICK, broadcast.USER_ENDED, broadcast.RESET}
+)

@@ -28,12 +28,16 @@ export class Connection {
     this.tokens = 50;
     this.refilledAt = performance.now();
     this.stopped = false;
+    this.epoch = null;
   }
 
   url() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const since = this.since();
-    const query = since === null ? "" : `?since=${since}`;
+    // The epoch names the history `since` counts in: a board restored from a
+    // backup or replaced by an import has another one, and sends a snapshot.
+    const epoch = this.epoch ? `&epoch=${encodeURIComponent(this.epoch)}` : "";
+    const query = since === null ? "" : `?since=${since}${epoch}`;
     return `${scheme}//${location.host}${this.path}${query}`;
   }
 
@@ -66,6 +70,7 @@ export class Connection {
 
   welcomed(frame) {
     this.attempt = 0;
+    this.epoch = frame.board?.epoch ?? null;
     this.limits = { ...this.limits, ...frame.limits };
     this.tokens = this.limits.ops_per_second;
     this.handlers.status("online", "Connected");

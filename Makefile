@@ -57,8 +57,10 @@ test-default-then-smoke: $(VENV)/.dev
 test-default: $(VENV)/.dev
 	TEST_PORT_RANGE=20000-25999 $(BIN)/python -m pytest --durations=15 --ignore=tests/test_bench_smoke.py
 
+# Tests marked `standalone` start every server they need themselves, so the
+# second pass would only repeat them: they run in the first.
 test-scaleout: $(VENV)/.dev
-	TEST_PORT_RANGE=26000-31999 scripts/with-services.sh $(BIN)/python -m pytest --durations=15 --ignore=tests/test_bench_smoke.py
+	TEST_PORT_RANGE=26000-31999 scripts/with-services.sh $(BIN)/python -m pytest --durations=15 --ignore=tests/test_bench_smoke.py -m "not standalone"
 
 # The browser tests alone, on the embedded defaults.
 test-browser: $(VENV)/.dev

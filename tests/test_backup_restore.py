@@ -27,7 +27,7 @@ from tests.live import (
     read_state,
 )
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.standalone]
 
 DOCS = (ROOT / "docs" / "deploy.md").read_text()
 

@@ -626,6 +626,7 @@ async def keep_drawing(client, server, slug, stop, window=4):
         await client.reconnect(server, slug)
 
 
+@pytest.mark.standalone
 async def test_postgres_restart_while_clients_draw_is_survived(start_server, tmp_path):
     pg = await to_thread(PostgresServer)
     try:

@@ -243,6 +243,7 @@ async def ready_until(server, wanted, timeout):
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.standalone
 async def test_readyz_follows_a_redis_outage_within_five_seconds(
     start_server, tmp_path
 ):
@@ -265,6 +266,7 @@ async def test_readyz_follows_a_redis_outage_within_five_seconds(
         await to_thread(redis.stop)
 
 
+@pytest.mark.standalone
 async def test_readyz_follows_a_database_outage(start_server, tmp_path):
     pg = await to_thread(PostgresServer)
     try:

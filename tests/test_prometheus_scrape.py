@@ -19,7 +19,7 @@ import pytest
 from tests.live import free_port, read_state, start_process
 from tests.test_alert_rules import RULES, alert_rules, docs_block, docs_scrape_config
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.standalone]
 
 READY = b"Server is ready to receive web requests."
 DEADLINE = 15

@@ -210,6 +210,7 @@ def test_board_join_returns_the_welcome_and_where_to_replay_from(board):
             "title": "Team board",
             "role": "editor",
             "locked": False,
+            "epoch": board.epoch,
         }
     )
     assert (joined.users, joined.replay_after) == ([], 1)

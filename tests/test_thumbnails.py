@@ -398,6 +398,7 @@ def get_thumbnail(server, slug):
 
 
 @pytest.mark.live
+@pytest.mark.standalone
 async def test_a_live_server_renders_a_changed_board_in_the_background(
     start_server, tmp_path
 ):

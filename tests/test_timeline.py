@@ -45,7 +45,7 @@ OP = st.sampled_from(["add", "add", "add", "update", "delete", "clear", "undo", 
 
 
 @settings(
-    max_examples=25,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

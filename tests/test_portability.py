@@ -1,6 +1,7 @@
 """Export and import (whiteboard/portability.py): the round trip, hostile files,
 the endpoints and the management commands, and the epoch of a replaced board."""
 
+import datetime
 import io
 import json
 
@@ -59,9 +60,19 @@ def test_a_round_trip_gives_a_board_with_the_same_snapshot(drawn, owner):
 
 
 def test_a_round_trip_with_history_keeps_every_seq(drawn, owner):
+    Op.objects.filter(board=drawn, seq=1).update(
+        created_at=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    )
     copy = round_trip(drawn, owner, history=True)
     assert snapshot(copy) == snapshot(drawn)  # the same v's: the same seqs
     assert copy.seq == drawn.seq
+
+    def times(board):
+        return list(
+            Op.objects.filter(board=board).order_by("seq").values_list("created_at")
+        )
+
+    assert times(copy) == times(drawn)
     for seq in range(drawn.seq + 1):
         assert (
             timeline.state_at(copy, seq).live() == timeline.state_at(drawn, seq).live()

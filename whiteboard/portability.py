@@ -380,10 +380,12 @@ def write_history(board: Board, history: list[dict[str, Any]]) -> None:
                 created_at=created if created is not None else now,
             )
         )
+    times = [row.created_at for row in rows]
     Op.objects.bulk_create(rows, batch_size=500)
     # bulk_create stamps auto_now_add fields: the file's times are written after.
-    for row in rows:
-        Op.objects.filter(board=board, seq=row.seq).update(created_at=row.created_at)
+    for row, moment in zip(rows, times, strict=True):
+        row.created_at = moment
+    Op.objects.bulk_update(rows, ["created_at"], batch_size=500)
     elements = []
     for element_id, (z, element) in state.elements.items():
         if element is None:

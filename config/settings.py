@@ -5,6 +5,7 @@ and `DATABASE_URL` switch to the scale-out setup; without `DJANGO_DEBUG=1` the
 server refuses to start unless `DJANGO_SECRET_KEY` is set.
 """
 
+import json
 import os
 import sys
 from ipaddress import ip_network
@@ -273,6 +274,42 @@ WHITENOISE_MAX_AGE = env_int("WHITENOISE_MAX_AGE", 0 if DEBUG else 300)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Uploaded images (whiteboard/assets.py) are kept in the default storage:
+# files under MEDIA_ROOT, or the backend WHITEBOARD_ASSET_STORAGE names (a
+# class path, e.g. storages.backends.s3.S3Storage once django-storages is
+# installed) with the options of WHITEBOARD_ASSET_STORAGE_OPTIONS (a JSON
+# object). The server always serves them itself, after the board's access
+# check: MEDIA_ROOT (or the bucket) must never be published directly, and
+# MEDIA_URL is not a route. docs/deploy.md, "Images and assets".
+MEDIA_ROOT = Path(env("WHITEBOARD_MEDIA_ROOT", "") or BASE_DIR / "media")
+MEDIA_URL = "media/"
+
+
+def env_json_object(name):
+    value = env(name, "")
+    if not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {value!r}")
+    return parsed
+
+
+STORAGES = {
+    "default": {
+        "BACKEND": env(
+            "WHITEBOARD_ASSET_STORAGE", "django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": env_json_object("WHITEBOARD_ASSET_STORAGE_OPTIONS"),
+    },
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
+
 # --- Security: cookies, HTTPS behind a proxy, HSTS, headers, WebSocket Origin ---
 # Production-safe without DEBUG: Secure cookies and HSTS unless
 # DJANGO_SECURE_COOKIES=0 (a plain-http intranet); docs/deploy.md, "Security
@@ -321,6 +358,10 @@ WHITEBOARD_LIMITS = {
     "heartbeat_seconds": env_int("WHITEBOARD_HEARTBEAT_SECONDS", 20),
     # The storage quota of one board: bytes of live elements (50 MiB).
     "max_board_bytes": env_int("WHITEBOARD_MAX_BOARD_BYTES", 50 * 1024 * 1024),
+    # Image uploads (whiteboard/assets.py): the largest file (10 MiB) and the
+    # most pixels, an animation's frames counted together.
+    "max_asset_bytes": env_int("WHITEBOARD_MAX_ASSET_BYTES", 10 * 1024 * 1024),
+    "max_asset_pixels": env_int("WHITEBOARD_MAX_ASSET_PIXELS", 40_000_000),
 }
 try:
     Limits(**WHITEBOARD_LIMITS)

@@ -89,6 +89,7 @@ http {{
 
     server {{
         listen {listen};
+        client_max_body_size 11m;
 
         location /ws/ {{
             proxy_pass http://whiteboard;

@@ -30,16 +30,24 @@ KIND_FIELDS = {
     "rect": ("w", "h"),
     "ellipse": ("w", "h"),
     "text": ("text", "size"),
+    "note": ("w", "h", "text", "size"),  # version 1.1
 }
 KINDS = tuple(KIND_FIELDS)
 STYLE = ("color", "width", "fill", "opacity")
+# A note has no width, and its fill is required (PROTOCOL.md 1.1, "Notes").
+KIND_STYLE = {**dict.fromkeys(KINDS, STYLE), "note": ("color", "fill", "opacity")}
+REQUIRED = {
+    **dict.fromkeys(KINDS, ("color", "width")),
+    "note": ("color", "fill"),
+}
+NOTE_SIDE = (20, 2000)
 OP_TYPES = ("add", "update", "delete", "clear", "undo", "redo")
 COORD = 1_000_000
 INT_DIGITS = 4300  # Python's int/str conversion limit (sys.get_int_max_str_digits)
 PING_MAX_DEPTH = 64
 BARRIER = "fz-barrier"
 # Frames that may reach any connection at any time.
-NOISE = frozenset({"joined", "left", "cursors", "draft"})
+NOISE = frozenset({"joined", "left", "cursors", "draft", "viewports"})
 
 
 # --- JSON text the standard encoder cannot write --------------------------------
@@ -317,8 +325,12 @@ class Fuzzer:
             return self.limits.max_points
         return self.rng.randint(lo, min(self.limits.max_points, 12))
 
-    def kind_value(self, name: str, draft: bool = False) -> Any:
-        """A valid value of one field."""
+    def kind_value(self, name: str, draft: bool = False, kind: str = "") -> Any:
+        """A valid value of one field (of an element of `kind`, or of any)."""
+        if kind == "note":
+            value = self.note_value(name)
+            if value is not None:
+                return value
         if name in {"x", "y", "w", "h"}:
             return self.number(-COORD, COORD)
         if name == "points":
@@ -340,18 +352,31 @@ class Fuzzer:
             return self.number(0.05, 1)
         raise AssertionError(name)
 
+    def note_value(self, name: str) -> Any:
+        """A valid value of a note's field where the note's rule is its own,
+        else None."""
+        if name in {"w", "h"}:
+            return self.number(*NOTE_SIDE)
+        if name == "text" and self.chance(0.2):
+            return ""
+        if name == "fill":
+            return self.color()
+        return None
+
     def element(self, kind: str | None = None, draft: bool = False):
         """A valid element as sent, and as the server must store it (no v/by)."""
         kind = kind or self.pick(KINDS)
         sent = {"id": self.new_id(), "kind": kind}
-        for name in ("x", "y", *KIND_FIELDS[kind], "color", "width"):
-            sent[name] = self.kind_value(name, draft)
+        for name in ("x", "y", *KIND_FIELDS[kind], *REQUIRED[kind]):
+            sent[name] = self.kind_value(name, draft, kind)
         defaults = {"fill": None, "opacity": 1}
+        for name in REQUIRED[kind]:
+            defaults.pop(name, None)
         for name in defaults:
             if self.chance(0.5):
-                sent[name] = self.kind_value(name)
+                sent[name] = self.kind_value(name, kind=kind)
         stored = {**defaults, **sent}
-        order = ("id", "kind", "x", "y", *KIND_FIELDS[kind], *STYLE)
+        order = ("id", "kind", "x", "y", *KIND_FIELDS[kind], *KIND_STYLE[kind])
         stored = {k: stored[k] for k in order}
         if self.chance(0.2):  # ignored by the server, whatever they hold
             sent["v"] = self.pick([-1, 10**30, "x", None, [1], Raw("1e400")])
@@ -460,9 +485,9 @@ class Fuzzer:
         )
 
     def valid_set(self, kind: str) -> dict:
-        names = ("x", "y", *KIND_FIELDS[kind], *STYLE)
+        names = ("x", "y", *KIND_FIELDS[kind], *KIND_STYLE[kind])
         chosen = self.rng.sample(names, self.rng.randint(1, len(names)))
-        return {name: self.kind_value(name) for name in chosen}
+        return {name: self.kind_value(name, kind=kind) for name in chosen}
 
     def valid_update(self) -> Case:
         element = self.live_element()
@@ -572,6 +597,16 @@ class Fuzzer:
         }
         return self.case("cursor/valid", data, Expect("silent"))
 
+    def valid_viewport(self) -> Case:
+        data = {
+            "type": "viewport",
+            "x": self.number(-COORD, COORD),
+            "y": self.number(-COORD, COORD),
+            "w": self.number(5e-324, COORD),
+            "h": self.number(5e-324, COORD),
+        }
+        return self.case("viewport/valid", self.shuffled(data), Expect("silent"))
+
     def valid_draft(self) -> Case:
         if self.chance(0.2):
             return self.case(
@@ -610,8 +645,16 @@ class Fuzzer:
     def wrong_types(self) -> list:
         return ["1", "", True, False, None, [], {}, [1, 2], {"a": 1}, nested(40)]
 
-    def bad_value(self, name: str, draft: bool = False) -> Any:
-        """A value `name` must refuse."""
+    def bad_value(self, name: str, draft: bool = False, kind: str = "") -> Any:
+        """A value `name` of an element of `kind` must refuse; with no kind, a
+        value every kind refuses (an update's `set` is checked before its
+        element, and so its kind, is known)."""
+        if kind == "note" and name in {"w", "h"}:
+            return self.pick([self.bad_number(*NOTE_SIDE), 0, -100, 19.5])
+        if kind == "note" and name == "fill":
+            return self.pick([None, self.bad_value("color")])
+        if kind == "text" and name == "text" and self.chance(0.3):
+            return ""
         if name in {"x", "y", "w", "h"}:
             return self.bad_number(-COORD, COORD)
         if name == "size":
@@ -622,8 +665,8 @@ class Fuzzer:
             return self.pick([self.bad_number(0.05, 1), 0, -0.0, 0.049])
         if name == "points":
             return self.bad_points(draft)
-        if name == "text":
-            return self.pick(["", "x" * 2001, "😀" * 2001, 5, None, ["a"], True])
+        if name == "text":  # "" is a note's text, so it is not refused by all
+            return self.pick(["x" * 2001, "😀" * 2001, 5, None, ["a"], True])
         if name in {"color", "fill"}:
             bad = ["#12345", "#1234567", "123456", "#GGGGGG", "#12345g", " #123456"]
             bad += [
@@ -642,7 +685,7 @@ class Fuzzer:
                 ["", "x" * 65, "a b", "a.b", "é", "a\n", 5, None, [], True]
             )
         if name == "kind":
-            return self.pick(["Rect", "circle", "", "image", "note", 3, None, ["rect"]])
+            return self.pick(["Rect", "circle", "", "image", "Note", 3, None, ["rect"]])
         raise AssertionError(name)
 
     def bad_points(self, draft: bool) -> Any:
@@ -686,20 +729,18 @@ class Fuzzer:
         kind = stored["kind"]
         roll = self.rng.random()
         if roll < 0.45:
-            name = self.pick(["id", "kind", "x", "y", *KIND_FIELDS[kind], *STYLE])
-            sent[name] = self.bad_value(name, draft)
+            names = ["id", "kind", "x", "y", *KIND_FIELDS[kind], *KIND_STYLE[kind]]
+            name = self.pick(names)
+            sent[name] = self.bad_value(name, draft, kind)
             return sent, f"bad-{name}"
         if roll < 0.65:
             name = self.pick(
-                ["id", "kind", "x", "y", *KIND_FIELDS[kind], "color", "width"]
+                ["id", "kind", "x", "y", *KIND_FIELDS[kind], *REQUIRED[kind]]
             )
             del sent[name]
             return sent, f"missing-{name}"
         if roll < 0.85:
-            foreign = [
-                f for k in KINDS for f in KIND_FIELDS[k] if f not in KIND_FIELDS[kind]
-            ]
-            name = self.pick(sorted(set(foreign)))
+            name = self.pick(_foreign(kind))
             sent[name] = self.kind_value(name)
             return sent, f"foreign-{name}-on-{kind}"
         name = self.pick(
@@ -745,13 +786,10 @@ class Fuzzer:
             label = "set-unknown"
         elif roll < 0.7:
             name = self.pick(list(changes))
-            changes[name] = self.bad_value(name)
+            changes[name] = self.bad_value(name, kind=kind if element else "")
             label = f"set-bad-{name}"
         elif roll < 0.85:
-            foreign = sorted(
-                {f for k in KINDS for f in KIND_FIELDS[k]} - set(KIND_FIELDS[kind])
-            )
-            name = self.pick(foreign)
+            name = self.pick(_foreign(kind))
             changes[name] = self.kind_value(name)
             label = f"set-foreign-{name}-on-{kind}"
             code = "bad_message" if element else "not_found"
@@ -829,6 +867,7 @@ class Fuzzer:
                 lambda: {"type": "delete", "cid": self.new_cid(), "ids": ["a"]},
                 lambda: {"type": "clear", "cid": self.new_cid()},
                 lambda: {"type": "cursor", "x": 1, "y": 2},
+                lambda: {"type": "viewport", "x": 1, "y": 2, "w": 3, "h": 4},
                 lambda: {"type": "ping", "t": 1},
             ]
         )
@@ -862,7 +901,8 @@ class Fuzzer:
                     "websocket.disconnect",
                     "handle_op",
                     "__class__",
-                    "viewport",
+                    "viewports",
+                    "Viewport",
                     "ack",
                     "x" * 10_000,
                     "ping\u0000",
@@ -921,7 +961,30 @@ class Fuzzer:
             frame = {"type": op, "cid": self.new_cid(), **self.required_fields(op)}
             del frame[self.pick([k for k in frame if k not in {"type", "cid"}])]
             return self.refused_op(f"{op}/missing-field", frame, "bad_message")
+        if roll < 0.95:
+            return self.invalid_viewport()
         return self.invalid_volatile()
+
+    def invalid_viewport(self) -> Case:
+        frame = {"type": "viewport", "x": 1, "y": 2, "w": 300, "h": 200}
+        defect = self.pick(["extra", "cid", "missing", "bad-xy", "bad-size"])
+        if defect == "extra":
+            frame[self.pick(["z", "sid", "", "zoom", "type2", "W"])] = 1
+        elif defect == "cid":
+            frame["cid"] = self.pick([self.new_cid(), "x", 5])
+        elif defect == "missing":
+            del frame[self.pick(["x", "y", "w", "h"])]
+        elif defect == "bad-xy":
+            frame[self.pick(["x", "y"])] = self.bad_number(-COORD, COORD)
+        else:
+            frame[self.pick(["w", "h"])] = self.pick(
+                [0, -0.0, -1, self.bad_number(5e-324, COORD)]
+            )
+        return self.case(
+            f"viewport/{defect}",
+            self.shuffled(frame),
+            error("bad_message", frame.get("cid")),
+        )
 
     def required_fields(self, op: str) -> dict:
         if op == "add":
@@ -1063,7 +1126,13 @@ class Fuzzer:
         ping nests too deep to echo, the cursor has an unknown field)."""
         depth = self.rng.randint(900, 1000)
         escape = self.pick(['"s":"\\u0041",', ""])
-        head = self.pick(['{"type":"ping",', '{"type":"cursor","x":1,"y":2,'])
+        head = self.pick(
+            [
+                '{"type":"ping",',
+                '{"type":"cursor","x":1,"y":2,',
+                '{"type":"viewport","x":1,"y":2,"w":3,"h":4,',
+            ]
+        )
         text = f'{head}{escape}"deep":{nested(depth).text}}}'
         return Case("json/edge-depth", text, error(("bad_json", "bad_message")))
 
@@ -1140,6 +1209,7 @@ class Fuzzer:
             (2, self.resend),
             (7, self.valid_ping),
             (3, self.valid_cursor),
+            (3, self.valid_viewport),
             (3, self.valid_draft),
             (10, self.invalid_add),
             (6, self.invalid_draft),
@@ -1156,6 +1226,13 @@ class Fuzzer:
         weights = [w for w, _ in makers]
         maker = self.rng.choices([m for _, m in makers], weights)[0]
         return self.sized(maker())
+
+
+def _foreign(kind: str) -> list:
+    """The fields an element of `kind` does not have: other kinds' own fields,
+    and the style fields it lacks (a note's width)."""
+    others = {f for k in KINDS for f in (*KIND_FIELDS[k], *KIND_STYLE[k])}
+    return sorted(others - {*KIND_FIELDS[kind], *KIND_STYLE[kind]})
 
 
 def _short_id(k: int) -> str:

@@ -264,7 +264,7 @@ async def test_welcome_has_exactly_the_protocol_shape_then_empty_snapshot(
         "features",
     }
     assert welcome["protocol"] == 1
-    assert welcome["features"] == ["epoch"]
+    assert welcome["features"] == ["epoch", "note", "viewport"]
     assert welcome["board"] == {
         "slug": "team",
         "title": "Team board",
@@ -286,6 +286,8 @@ async def test_welcome_has_exactly_the_protocol_shape_then_empty_snapshot(
         "ops_per_second",
         "heartbeat_seconds",
         "max_board_bytes",
+        "max_asset_bytes",
+        "max_asset_pixels",
     }
     assert all(type(value) is int for value in welcome["limits"].values())
     assert client.state == [
@@ -492,6 +494,93 @@ async def test_undo_resent_is_acked_with_the_last_seq_it_produced(board, connect
     assert [e["seq"] for e in await commit(a, undo)] == [4, 5]
     await a.send(undo)
     assert await a.recv_type("ack") == {"type": "ack", "cid": undo["cid"], "seq": 5}
+
+
+# == notes (version 1.1) ============================================================
+
+
+def note(eid, **fields):
+    element = {"id": eid, "kind": "note", "x": 100, "y": -50, "w": 240, "h": 160}
+    element |= {"text": "", "size": 18, "color": "#222222", "fill": "#fff59d"}
+    return {**element, **fields}
+
+
+def stored_note(element, *, v, by):
+    return {"opacity": 1, **element, "v": v, "by": by}
+
+
+async def test_note_is_broadcast_stored_and_in_a_late_joiners_snapshot(board, connect):
+    a = await connect()
+    b = await connect()
+    ops = await commit(a, add(note("n1", text="call Bob\nat 5")), [b])
+    want = stored_note(note("n1", text="call Bob\nat 5"), v=1, by=a.name)
+    assert ops[0]["element"] == want
+    assert list(ops[0]["element"]) == [
+        "id",
+        "kind",
+        "x",
+        "y",
+        "w",
+        "h",
+        "text",
+        "size",
+        "color",
+        "fill",
+        "opacity",
+        "by",
+        "v",
+    ]
+    update_ops = await commit(b, update("n1", text="", size=24, w=20, h=2000), [a])
+    assert update_ops[0]["set"] == {"text": "", "size": 24, "w": 20, "h": 2000}
+    edited = stored_note(note("n1", text="", size=24, w=20, h=2000), v=2, by=a.name)
+    assert await board_state(board) == (2, [edited])
+    late = await connect()
+    assert late.state == [
+        {"type": "snapshot", "seq": 2, "elements": [edited], "more": False}
+    ]
+    undone = await commit(a, op("undo"), [b, late])  # undo of the add: a delete
+    assert [(e["op"], e["seq"], e["ids"]) for e in undone] == [("delete", 3, ["n1"])]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        add(note("n9", width=2)),
+        add({k: v for k, v in note("n9").items() if k != "fill"}),
+        add(note("n9", fill=None)),
+        add(note("n9", w=19)),
+        add(note("n9", text="x" * 2001)),
+        update("n1", width=2),
+        update("n1", fill=None),
+        update("n1", h=2001),
+        update("n1", points=[[0, 0], [1, 1]]),
+        update("r1", text="a note's field"),
+        update("r1", size=12),
+    ],
+)
+async def test_invalid_note_op_is_bad_message_and_changes_nothing(
+    board, connect, frame
+):
+    await seed(board, add(note("n1")), add(rect("r1")))
+    before = await board_state(board)
+    a = await connect()
+    b = await connect()
+    await a.send(frame)
+    await error(a, "bad_message", frame["cid"])
+    await b.quiet()
+    assert await board_state(board) == before
+
+
+async def test_note_draft_is_shown_to_others(board, connect):
+    a = await connect()
+    b = await connect()
+    await a.send({"type": "draft", "element": note("d1")})
+    frame = await b.recv_type("draft")
+    assert frame == {
+        "type": "draft",
+        "sid": a.sid,
+        "element": {**note("d1"), "opacity": 1},
+    }
 
 
 # == errors =========================================================================

@@ -112,6 +112,20 @@ class Bystander:
                 )
                 if not ok:
                     self.problems.append(f"bystander got a bad cursor: {cursor}")
+        elif kind == "viewports":
+            for view in frame["viewports"]:
+                ok = (
+                    set(view) == {"sid", "x", "y", "w", "h"}
+                    and type(view["sid"]) is str
+                    and all(
+                        type(view[a]) in (int, float)
+                        and abs(view[a]) <= p.COORD_LIMIT
+                        and (a in ("x", "y") or view[a] > 0)
+                        for a in ("x", "y", "w", "h")
+                    )
+                )
+                if not ok:
+                    self.problems.append(f"bystander got a bad viewport: {view}")
         elif kind not in {"joined", "left"}:
             self.problems.append(f"bystander got {str(frame)[:300]}")
 

@@ -27,13 +27,16 @@ ELEMENTS = {
     "rect": {"w": 10, "h": -20},
     "ellipse": {"w": -3.5, "h": 4},
     "text": {"text": "hello", "size": 16},
+    # version 1.1: a note's fill is required, and it has no width
+    "note": {"w": 240, "h": 160, "text": "buy milk", "size": 18, "fill": "#FFF59d"},
 }
+NOTE_STYLE = {"color": "#1a2B3c"}
 
 
 def element(kind: str = "rect", **fields) -> dict:
     data = {"id": "el-1", "kind": kind, "x": 1, "y": 2.5}
     data.update(ELEMENTS[kind])
-    data.update(BASE_STYLE)
+    data.update(NOTE_STYLE if kind == "note" else BASE_STYLE)
     data.update(fields)
     return data
 
@@ -77,7 +80,7 @@ def test_protocol_version_is_one():
 def test_client_types_are_ops_plus_volatile_messages():
     ops = {"add", "update", "delete", "clear", "undo", "redo"}
     assert ops == p.OP_TYPES
-    assert ops | {"cursor", "draft", "ping"} == p.CLIENT_TYPES
+    assert ops | {"cursor", "draft", "ping", "viewport"} == p.CLIENT_TYPES
 
 
 def test_every_kind_has_its_own_fields():
@@ -85,6 +88,21 @@ def test_every_kind_has_its_own_fields():
     assert p.KIND_FIELDS["stroke"] == ("points",)
     assert p.KIND_FIELDS["rect"] == ("w", "h")
     assert p.KIND_FIELDS["text"] == ("text", "size")
+    assert p.KIND_FIELDS["note"] == ("w", "h", "text", "size")
+
+
+def test_every_kind_has_its_style_fields_and_a_note_has_no_width():
+    assert set(p.KIND_STYLE) == set(p.KINDS)
+    for kind in p.KINDS:
+        expected = ("color", "fill", "opacity") if kind == "note" else p.STYLE_FIELDS
+        assert p.KIND_STYLE[kind] == expected
+
+
+def test_features_list_the_version_1_1_additions_epoch_first():
+    assert p.FEATURES == ("epoch", "note", "viewport")
+    assert json.loads(frames.welcome(board={}, you={}, users=[], seq=0, limits=LIMITS))[
+        "features"
+    ] == ["epoch", "note", "viewport"]
 
 
 def test_close_codes_match_the_contract():
@@ -130,6 +148,8 @@ def test_limits_as_dict_holds_the_defaults_as_ints():
         "ops_per_second": 50,
         "heartbeat_seconds": 20,
         "max_board_bytes": 50 * 1024 * 1024,
+        "max_asset_bytes": 10 * 1024 * 1024,
+        "max_asset_pixels": 40_000_000,
     }
     assert all(type(value) is int for value in limits.values())
 
@@ -372,7 +392,7 @@ def test_op_with_valid_cid_gives_an_envelope(cid):
     assert env == p.Envelope("clear", cid, {"type": "clear", "cid": cid})
 
 
-@pytest.mark.parametrize("msg_type", ["cursor", "draft", "ping"])
+@pytest.mark.parametrize("msg_type", ["cursor", "draft", "ping", "viewport"])
 def test_volatile_envelope_has_no_cid_even_when_one_is_sent(msg_type):
     env = p.parse_envelope(frame(type=msg_type, cid="x"))
     assert env.type == msg_type
@@ -396,6 +416,7 @@ VALID_MESSAGES = {
     "redo": {"type": "redo", "cid": CID},
     "cursor": {"type": "cursor", "x": 1, "y": 2},
     "draft": {"type": "draft", "element": None},
+    "viewport": {"type": "viewport", "x": 1, "y": 2, "w": 3, "h": 4},
 }
 REQUIRED_KEYS = [
     (name, key)
@@ -418,7 +439,7 @@ def test_extra_top_level_field_is_bad_message_naming_it(msg_type):
     assert "allowed: type" in error.message
 
 
-@pytest.mark.parametrize("msg_type", ["cursor", "draft"])
+@pytest.mark.parametrize("msg_type", ["cursor", "draft", "viewport"])
 def test_cid_is_an_extra_field_on_cursor_and_draft(msg_type):
     error = refused({**VALID_MESSAGES[msg_type], "cid": CID})
     assert "unknown field 'cid'" in error.message
@@ -442,18 +463,12 @@ def test_validate_refuses_an_envelope_of_a_type_it_does_not_know():
 def test_add_of_every_kind_normalizes_the_element(kind):
     op = add(element(kind))
     assert op == p.AddOp(CID, op.element)
-    assert list(op.element) == [
-        "id",
-        "kind",
-        "x",
-        "y",
-        *p.KIND_FIELDS[kind],
-        "color",
-        "width",
-        "fill",
-        "opacity",
-    ]
-    assert op.element["fill"] is None
+    assert list(op.element) == ["id", "kind", "x", "y", *p.KIND_FIELDS[kind]] + (
+        ["color", "fill", "opacity"]
+        if kind == "note"
+        else ["color", "width", "fill", "opacity"]
+    )
+    assert op.element["fill"] == ELEMENTS[kind].get("fill")
     assert op.element["opacity"] == 1
     for name, value in ELEMENTS[kind].items():
         assert op.element[name] == value
@@ -589,7 +604,7 @@ def test_missing_element_id_is_refused():
 def test_unknown_kind_is_refused_listing_the_kinds(kind):
     message = refused_element({**element(), "kind": kind})
     assert message == (
-        "element.kind must be one of: stroke, line, arrow, rect, ellipse, text"
+        "element.kind must be one of: stroke, line, arrow, rect, ellipse, text, note"
     )
 
 
@@ -850,7 +865,9 @@ def test_update_refuses_unknown_fields(field):
         ({"size": 1001}, "set.size must be a number from 1 to 1,000"),
         ({"color": None}, "set.color must be a color string #rrggbb"),
         ({"fill": "#fff"}, "set.fill must be a color string #rrggbb or null"),
-        ({"text": ""}, "set.text must be a string of 1 to 2,000 characters"),
+        # 0 to: a note's text may be empty (check_update_for_kind refuses a text's)
+        ({"text": "x" * 2001}, "set.text must be a string of 0 to 2,000 characters"),
+        ({"text": None}, "set.text must be a string of 0 to 2,000 characters"),
         ({"points": [[0, 0]]}, "set.points must be a list of 2 to 5,000 [x, y] pairs"),
         (
             {"points": [[0, 0], [0, "1"]]},
@@ -910,6 +927,240 @@ def test_check_update_for_kind_errors_carry_no_cid_by_default():
     with pytest.raises(p.BadMessage) as info:
         p.check_update_for_kind("rect", {"points": []})
     assert info.value.cid is None
+
+
+# --- note (version 1.1) -------------------------------------------------------------
+
+
+def note(**fields) -> dict:
+    return element("note", **fields)
+
+
+def test_valid_note_is_normalized_without_width():
+    op = add(note())
+    assert op.element == {
+        "id": "el-1",
+        "kind": "note",
+        "x": 1,
+        "y": 2.5,
+        "w": 240,
+        "h": 160,
+        "text": "buy milk",
+        "size": 18,
+        "color": "#1a2B3c",
+        "fill": "#FFF59d",
+        "opacity": 1,
+    }
+    assert p.encode(op.element) == (
+        '{"id":"el-1","kind":"note","x":1,"y":2.5,"w":240,"h":160,'
+        '"text":"buy milk","size":18,"color":"#1a2B3c","fill":"#FFF59d","opacity":1}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("w", 20),
+        ("w", 2000),
+        ("h", 20),
+        ("h", 2000.0),
+        ("w", 20.5),
+        ("text", ""),
+        ("text", "x"),
+        ("text", "é" * 2000),
+        ("text", "😀" * 2000),
+        ("text", "line one\nline two"),
+        ("size", 1),
+        ("size", 1000),
+        ("fill", "#000000"),
+        ("color", "#ABCDEF"),
+        ("opacity", 0.05),
+        ("x", -COORD),
+        ("y", COORD),
+    ],
+)
+def test_note_boundary_values_are_accepted(field, value):
+    assert add(note(**{field: value})).element[field] == value
+
+
+def test_note_may_have_empty_text():
+    assert add(note(text="")).element["text"] == ""
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("w", 19.999, "a number from 20 to 2,000"),
+        ("w", 0, "a number from 20 to 2,000"),
+        ("w", -240, "a number from 20 to 2,000"),
+        ("w", 2000.5, "a number from 20 to 2,000"),
+        ("h", 2001, "a number from 20 to 2,000"),
+        ("h", 19, "a number from 20 to 2,000"),
+        ("h", True, "a number from 20 to 2,000"),
+        ("w", "240", "a number from 20 to 2,000"),
+        ("text", "x" * 2001, "a string of 0 to 2,000 characters"),
+        ("text", None, "a string of 0 to 2,000 characters"),
+        ("text", 5, "a string of 0 to 2,000 characters"),
+        ("size", 0, "a number from 1 to 1,000"),
+        ("size", 1000.5, "a number from 1 to 1,000"),
+        ("fill", None, "a color string #rrggbb"),
+        ("fill", "#fff", "a color string #rrggbb"),
+        ("fill", "yellow", "a color string #rrggbb"),
+        ("color", None, "a color string #rrggbb"),
+        ("opacity", 0.04, "a number from 0.05 to 1"),
+        ("opacity", 1.01, "a number from 0.05 to 1"),
+    ],
+)
+def test_note_field_out_of_bounds_is_refused(field, value, rule):
+    assert refused_element(note(**{field: value})) == f"element.{field} must be {rule}"
+
+
+@pytest.mark.parametrize("width", [1, 2, None])
+def test_note_with_a_width_is_refused(width):
+    assert refused_element(note(width=width)) == (
+        "element.width is not a field of note elements; "
+        "their style is color, fill, opacity"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "rule"),
+    [
+        ("w", "a number from 20 to 2,000"),
+        ("h", "a number from 20 to 2,000"),
+        ("text", "a string of 0 to 2,000 characters"),
+        ("size", "a number from 1 to 1,000"),
+        ("fill", "a color string #rrggbb"),
+        ("color", "a color string #rrggbb"),
+    ],
+)
+def test_note_without_a_required_field_is_refused(field, rule):
+    message = refused_element(without(note(), field))
+    assert message == f"element.{field} is required and must be {rule}"
+
+
+def test_note_without_opacity_gets_the_default():
+    assert add(without(note(), "opacity")).element["opacity"] == 1
+
+
+def test_note_with_points_is_refused_as_another_kinds_field():
+    assert refused_element(note(points=[[0, 0], [1, 1]])) == (
+        "element.points belongs to another kind; note elements take w, h, text, size"
+    )
+
+
+def test_text_element_still_needs_text():
+    assert refused_element(element("text", text="")) == (
+        "element.text must be a string of 1 to 2,000 characters"
+    )
+
+
+@pytest.mark.parametrize("kind", ["rect", "ellipse"])
+def test_rect_and_ellipse_keep_their_own_bounds_for_w_and_h(kind):
+    op = add(element(kind, w=-COORD, h=5))
+    assert (op.element["w"], op.element["h"]) == (-COORD, 5)
+
+
+def test_note_draft_is_validated_like_an_add():
+    assert parse({"type": "draft", "element": note(text="")}).element == (
+        add(note(text="")).element
+    )
+    error = refused({"type": "draft", "element": note(w=10)})
+    assert error.message == "element.w must be a number from 20 to 2,000"
+    error = refused({"type": "draft", "element": note(width=2)})
+    assert error.message.startswith("element.width is not a field of note elements")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"text": ""},
+        {"text": "x" * 2000},
+        {"size": 1},
+        {"w": 20, "h": 2000},
+        {"x": -5, "y": 7, "color": "#000000", "fill": "#ffffff", "opacity": 0.5},
+        {"text": "done", "size": 30, "w": 300, "h": 300},
+    ],
+)
+def test_update_of_a_notes_own_fields_is_accepted(changes):
+    op = update(changes)
+    assert op == p.UpdateOp(CID, "el-1", changes)
+    assert p.check_update_for_kind("note", op.set, CID) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"w": 19}, "set.w must be a number from 20 to 2,000"),
+        ({"h": 2001}, "set.h must be a number from 20 to 2,000"),
+        ({"w": -240}, "set.w must be a number from 20 to 2,000"),
+        ({"x": 1, "fill": None}, "set.fill must be a color string #rrggbb"),
+        (
+            {"width": 2},
+            "set.width is not a field of note elements; "
+            "their style is color, fill, opacity",
+        ),
+        (
+            {"points": [[0, 0], [1, 1]]},
+            "set.points belongs to another kind; note elements take w, h, text, size",
+        ),
+    ],
+)
+def test_update_of_a_note_is_checked_by_the_notes_rules(changes, message):
+    op = update(changes)  # the element's kind is not known yet: accepted here
+    with pytest.raises(p.BadMessage) as info:
+        p.check_update_for_kind("note", op.set, CID)
+    assert info.value.message == message
+    assert info.value.cid == CID
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"size": 0}, "set.size must be a number from 1 to 1,000"),
+        ({"text": "x" * 2001}, "set.text must be a string of 0 to 2,000 characters"),
+        ({"fill": "#12345"}, "set.fill must be a color string #rrggbb or null"),
+        ({"h": COORD + 1}, "set.h must be a number from -1,000,000 to 1,000,000"),
+    ],
+)
+def test_update_refuses_at_once_a_value_no_kind_takes(changes, message):
+    error = refused({"type": "update", "cid": CID, "id": "n1", "set": changes})
+    assert error.message == message
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value"),
+    [
+        ("rect", "text", "hi"),
+        ("rect", "size", 12),
+        ("ellipse", "text", ""),
+        ("stroke", "text", "a"),
+        ("line", "w", 100),
+    ],
+)
+def test_a_notes_field_in_an_update_of_another_kind_is_refused(kind, field, value):
+    op = update({field: value})
+    with pytest.raises(p.BadMessage) as info:
+        p.check_update_for_kind(kind, op.set, CID)
+    own = ", ".join(p.KIND_FIELDS[kind])
+    assert info.value.message == (
+        f"set.{field} belongs to another kind; {kind} elements take {own}"
+    )
+
+
+def test_update_of_a_text_elements_text_may_not_be_empty():
+    op = update({"text": ""})  # a note's may: the kind decides
+    with pytest.raises(p.BadMessage) as info:
+        p.check_update_for_kind("text", op.set, CID)
+    assert info.value.message == "set.text must be a string of 1 to 2,000 characters"
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes"),
+    [("rect", {"w": 5, "h": -3, "fill": None, "width": 2}), ("ellipse", {"w": 1})],
+)
+def test_update_of_a_rect_keeps_the_rects_rules(kind, changes):
+    assert p.check_update_for_kind(kind, update(changes).set) is None
 
 
 # --- delete, clear, undo, redo ------------------------------------------------------
@@ -992,6 +1243,79 @@ def test_element_number_that_overflows_to_infinity_is_refused():
     env = p.parse_envelope(text.replace("12345", "-1e400"))
     with pytest.raises(p.BadMessage, match=r"element\.w must be a number"):
         p.validate(env, LIMITS)
+
+
+# --- viewport (version 1.1) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "w", "h"),
+    [
+        (0, 0, 1, 1),
+        (-COORD, COORD, COORD, COORD),
+        (1.5, -2.25, 0.001, 5e-324),
+        (10, 20, 1920, 1080),
+    ],
+)
+def test_valid_viewport(x, y, w, h):
+    message = parse({"type": "viewport", "x": x, "y": y, "w": w, "h": h})
+    assert message == p.Viewport(x, y, w, h)
+
+
+SIDE_RULE = "must be a number greater than 0, at most 1,000,000"
+COORD_RULE = "must be a number from -1,000,000 to 1,000,000"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("w", 0, SIDE_RULE),
+        ("w", -0.0, SIDE_RULE),
+        ("h", -1, SIDE_RULE),
+        ("w", COORD + 1, SIDE_RULE),
+        ("h", True, SIDE_RULE),
+        ("w", "100", SIDE_RULE),
+        ("h", None, SIDE_RULE),
+        ("w", [1], SIDE_RULE),
+        ("x", COORD + 1, COORD_RULE),
+        ("y", False, COORD_RULE),
+        ("x", "0", COORD_RULE),
+    ],
+)
+def test_bad_viewport_is_refused_naming_the_field(field, value, rule):
+    frame = {"type": "viewport", "x": 1, "y": 2, "w": 3, "h": 4, field: value}
+    error = refused(frame)
+    assert error.message == f"{field} {rule}"
+    assert error.cid is None
+
+
+def test_viewport_number_that_overflows_to_infinity_is_refused():
+    env = p.parse_envelope('{"type": "viewport", "x": 0, "y": 0, "w": 1e400, "h": 1}')
+    with pytest.raises(p.BadMessage, match="w must be a number"):
+        p.validate(env, LIMITS)
+
+
+def test_viewport_fields_are_exact():
+    error = refused({"type": "viewport", "x": 1, "y": 2, "w": 3, "h": 4, "zoom": 2})
+    assert error.message == (
+        "viewport message has unknown field 'zoom'; allowed: type, x, y, w, h"
+    )
+    error = refused({"type": "viewport", "x": 1, "y": 2, "w": 3})
+    assert error.message == "viewport message is missing field 'h'"
+
+
+def test_viewport_is_listed_among_the_client_types():
+    with pytest.raises(p.UnknownType, match="ping, viewport"):
+        p.parse_envelope(frame(type="viewports"))
+
+
+def test_viewports_frame_holds_the_encoded_items():
+    items = [frames.viewport_item("s1", 1, -2.5, 300, 200)]
+    assert json.loads(frames.viewports(items)) == {
+        "type": "viewports",
+        "viewports": [{"sid": "s1", "x": 1, "y": -2.5, "w": 300, "h": 200}],
+    }
+    assert "viewports" in p.SERVER_TYPES
 
 
 # --- draft --------------------------------------------------------------------------

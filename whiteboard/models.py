@@ -9,8 +9,10 @@ import secrets
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 SLUG_VALIDATOR = RegexValidator(
     r"^[a-z0-9-]{1,64}\Z", "Use 1 to 64 lowercase letters, digits or hyphens."
@@ -65,6 +67,9 @@ class Board(models.Model):
     live_elements = models.IntegerField(default=0, editable=False)
     # UTF-8 bytes of the live elements' stored bodies: the storage quota's count.
     live_bytes = models.BigIntegerField(default=0, editable=False)
+    # Bytes of the board's stored images (Asset.bytes summed): they count
+    # against the same quota as live_bytes (whiteboard/assets.py).
+    asset_bytes = models.BigIntegerField(default=0, editable=False)
     # Bumped by every change of who may do what (services.board_access_changed):
     # a commit re-decides the author's role when its connection's is older.
     access_version = models.PositiveIntegerField(default=0, editable=False)
@@ -345,3 +350,59 @@ class Thumbnail(models.Model):
 
     def __str__(self):
         return f"thumbnail of board {self.board_id} at {self.seq}"
+
+
+def new_asset_key():
+    """An asset's public id: 32 URL-safe characters, 192 bits of randomness."""
+    return secrets.token_urlsafe(24)
+
+
+def asset_upload_to(instance, filename):
+    """Where an asset's file is stored: named by its key, never by the name the
+    uploader's file had (`filename`, which is ignored)."""
+    extension = ASSET_EXTENSIONS.get(instance.content_type, "")
+    return f"assets/{instance.board_id}/{instance.key}{extension}"
+
+
+# The types an asset may have (PROTOCOL.md, "Images"), with their file endings.
+ASSET_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+}
+
+
+class Asset(models.Model):
+    """An image uploaded to a board (whiteboard/assets.py), re-encoded without its
+    metadata and kept in Django's default storage (settings.STORAGES).
+
+    `key` is the id the protocol's `image` elements name. `manage.py
+    cleanassets` deletes the assets that nothing on their board names any more.
+    """
+
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="assets")
+    key = models.CharField(
+        max_length=64, unique=True, default=new_asset_key, editable=False
+    )
+    content_type = models.CharField(max_length=32)
+    w = models.PositiveIntegerField()
+    h = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    file = models.FileField(upload_to=asset_upload_to, max_length=200)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return f"{self.content_type} {self.key}"
+
+
+@receiver(post_delete, sender=Asset)
+def asset_file_delete(sender, instance, **kwargs):
+    """A deleted asset's file goes too, once the deletion is committed (a board
+    deleted with its assets, `cleanassets`, the admin)."""
+    name, storage = instance.file.name, instance.file.storage
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))

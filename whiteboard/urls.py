@@ -2,7 +2,7 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import board_settings, history_views, thumbnail_views, views
+from . import assets, board_settings, history_views, thumbnail_views, views
 from .history_page import history_json, history_page
 
 app_name = "whiteboard"
@@ -28,6 +28,8 @@ urlpatterns = [
         thumbnail_views.board_thumbnail,
         name="board_thumbnail",
     ),
+    path("b/<slug:slug>/assets/", assets.upload, name="asset_upload"),
+    path("b/<slug:slug>/assets/<str:key>", assets.download, name="asset"),
     path("me/name", views.guest_rename, name="guest_rename"),
     path(
         "b/<slug:slug>/settings/", board_settings.board_settings, name="board_settings"

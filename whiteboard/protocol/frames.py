@@ -31,6 +31,7 @@ from .messages import (
     LEFT,
     PONG,
     PROTOCOL_VERSION,
+    VIEWPORTS,
     WELCOME,
     Limits,
     Ping,
@@ -303,6 +304,15 @@ def cursor_item(sid: str, x: float, y: float) -> str:
 
 def cursors(items: Iterable[str]) -> str:
     return '{"type":"' + CURSORS + '","cursors":[' + ",".join(items) + "]}"
+
+
+def viewport_item(sid: str, x: float, y: float, w: float, h: float) -> str:
+    """One entry of a `viewports` frame (version 1.1), encoded once."""
+    return encode({"sid": sid, "x": x, "y": y, "w": w, "h": h})
+
+
+def viewports(items: Iterable[str]) -> str:
+    return '{"type":"' + VIEWPORTS + '","viewports":[' + ",".join(items) + "]}"
 
 
 def draft(sid: str, element: dict | None) -> str:

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 PROTOCOL_VERSION = 1
 # The version 1.1 additions this server supports, listed in `welcome`.
-FEATURES = ("epoch",)
+FEATURES = ("epoch", "note", "viewport")
 
 # Client message types. Dispatch is a closed allow-list: a client's `type` is only
 # ever compared with these, never used as a handler or channel-layer event name.
@@ -26,8 +26,9 @@ REDO = "redo"
 CURSOR = "cursor"
 DRAFT = "draft"
 PING = "ping"
+VIEWPORT = "viewport"  # version 1.1
 OP_TYPES = frozenset({ADD, UPDATE, DELETE, CLEAR, UNDO, REDO})
-CLIENT_TYPES = OP_TYPES | {CURSOR, DRAFT, PING}
+CLIENT_TYPES = OP_TYPES | {CURSOR, DRAFT, PING, VIEWPORT}
 
 # Server message types (DRAFT is both a client and a server type).
 WELCOME = "welcome"
@@ -37,12 +38,27 @@ ACK = "ack"
 ERROR = "error"
 PONG = "pong"
 CURSORS = "cursors"
+VIEWPORTS = "viewports"  # version 1.1
 JOINED = "joined"
 LEFT = "left"
 BOARD = "board"
 BYE = "bye"
 SERVER_TYPES = frozenset(
-    {WELCOME, SNAPSHOT, OPS, ACK, ERROR, PONG, CURSORS, DRAFT, JOINED, LEFT, BOARD, BYE}
+    {
+        WELCOME,
+        SNAPSHOT,
+        OPS,
+        ACK,
+        ERROR,
+        PONG,
+        CURSORS,
+        VIEWPORTS,
+        DRAFT,
+        JOINED,
+        LEFT,
+        BOARD,
+        BYE,
+    }
 )
 
 # Close codes. 44xx (but 4408, 4413, 4429) are final: the client does not
@@ -83,6 +99,11 @@ class Limits:
     heartbeat_seconds: int = 20
     # The storage quota of one board: the bytes of its live elements.
     max_board_bytes: int = 50 * 1024 * 1024
+    # Images (version 1.1): the largest upload, in bytes and in pixels (all of
+    # an animation's frames counted); an asset's bytes count against
+    # max_board_bytes too.
+    max_asset_bytes: int = 10 * 1024 * 1024
+    max_asset_pixels: int = 40_000_000
 
     def __post_init__(self) -> None:
         # Fail at startup on a bad setting rather than on some client's frame.
@@ -250,6 +271,16 @@ class Cursor:
 
 
 @dataclass(frozen=True)
+class Viewport:
+    """The board rectangle a client shows (version 1.1, follow mode)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True)
 class Draft:
     element: dict | None
 
@@ -260,4 +291,4 @@ class Ping:
 
 
 Op = AddOp | UpdateOp | DeleteOp | ClearOp | UndoOp | RedoOp
-Message = Op | Cursor | Draft | Ping
+Message = Op | Cursor | Viewport | Draft | Ping

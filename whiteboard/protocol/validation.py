@@ -28,6 +28,7 @@ from .messages import (
     REDO,
     UNDO,
     UPDATE,
+    VIEWPORT,
     AddOp,
     BadJson,
     BadMessage,
@@ -44,9 +45,10 @@ from .messages import (
     UndoOp,
     UnknownType,
     UpdateOp,
+    Viewport,
 )
 
-KINDS = ("stroke", "line", "arrow", "rect", "ellipse", "text")
+KINDS = ("stroke", "line", "arrow", "rect", "ellipse", "text", "note")
 STYLE_FIELDS = ("color", "width", "fill", "opacity")
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "stroke": ("points",),
@@ -55,6 +57,12 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "rect": ("w", "h"),
     "ellipse": ("w", "h"),
     "text": ("text", "size"),
+    "note": ("w", "h", "text", "size"),  # version 1.1
+}
+# The style fields of each kind: a note has no `width` (PROTOCOL.md 1.1, "Notes").
+KIND_STYLE: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(KIND_FIELDS, STYLE_FIELDS),
+    "note": ("color", "fill", "opacity"),
 }
 
 # Always use .fullmatch(): `$` would also match before a trailing newline.
@@ -67,11 +75,23 @@ WIDTH_MIN, WIDTH_MAX = 1, 64
 OPACITY_MIN, OPACITY_MAX = 0.05, 1
 SIZE_MIN, SIZE_MAX = 1, 1000
 TEXT_MAX_CHARS = 2000
+NOTE_SIDE_MIN, NOTE_SIDE_MAX = 20, 2000
 MIN_POINTS, MIN_DRAFT_POINTS = 2, 1
 # The extras object of a ping counts as level 1.
 PING_MAX_DEPTH = 64
 
-_CLIENT_TYPE_ORDER = (ADD, UPDATE, DELETE, CLEAR, UNDO, REDO, CURSOR, DRAFT, PING)
+_CLIENT_TYPE_ORDER = (
+    ADD,
+    UPDATE,
+    DELETE,
+    CLEAR,
+    UNDO,
+    REDO,
+    CURSOR,
+    DRAFT,
+    PING,
+    VIEWPORT,
+)
 _TYPE_LIST = ", ".join(_CLIENT_TYPE_ORDER)
 _CID_RULE = "a string of 8 to 64 characters from A-Z, a-z, 0-9, _ and -"
 _ID_RULE = "a string of 1 to 64 characters from A-Z, a-z, 0-9, _ and -"
@@ -232,6 +252,8 @@ _POINTS_RULE = "a list of {lo:,} to {hi:,} [x, y] pairs"
 _PAIR_TAIL = f" must be a pair [x, y] of {_COORD.rule.replace('a number', 'numbers')}"
 _COLOR_RULE = "a color string #rrggbb"
 _TEXT_RULE = f"a string of 1 to {TEXT_MAX_CHARS:,} characters"
+_ANY_TEXT_RULE = f"a string of 0 to {TEXT_MAX_CHARS:,} characters"
+_SIDE_RULE = f"a number greater than 0, at most {COORD_LIMIT:,}"
 
 
 def _check_points(value: Any, counts: range) -> str | None:
@@ -272,24 +294,52 @@ def _check_text(value: Any, _counts: range) -> str | None:
     return None if ok else f" must be {_TEXT_RULE}"
 
 
+def _check_any_text(value: Any, _counts: range) -> str | None:
+    ok = type(value) is str and len(value) <= TEXT_MAX_CHARS
+    return None if ok else f" must be {_ANY_TEXT_RULE}"
+
+
+def _check_side(value: Any, _counts: range) -> str | None:
+    ok = type(value) in _NUMBER_TYPES and 0 < value <= COORD_LIMIT
+    return None if ok else f" must be {_SIDE_RULE}"
+
+
+# Each field's rule wherever the element's kind is not known (an update's `set`,
+# checked before its element is read): the loosest of the kinds' rules. A kind
+# whose own rule is narrower names it in _KIND_RULES.
 _FIELDS: dict[str, _Field] = {
     "x": _COORD,
     "y": _COORD,
     "points": _Field(_check_points, _POINTS_RULE),
     "w": _COORD,
     "h": _COORD,
-    "text": _Field(_check_text, _TEXT_RULE),
+    "text": _Field(_check_any_text, _ANY_TEXT_RULE),
     "size": _number_field(SIZE_MIN, SIZE_MAX),
     "color": _Field(_check_color, _COLOR_RULE),
     "width": _number_field(WIDTH_MIN, WIDTH_MAX),
     "fill": _Field(_check_fill, f"{_COLOR_RULE} or null", default=None),
     "opacity": _number_field(OPACITY_MIN, OPACITY_MAX, default=1),
 }
+_NOTE_SIDE = _number_field(NOTE_SIDE_MIN, NOTE_SIDE_MAX)
+_KIND_RULES: dict[str, dict[str, _Field]] = {
+    "text": {"text": _Field(_check_text, _TEXT_RULE)},
+    # A note's text may be empty; its fill is its colour, so it is required.
+    "note": {
+        "w": _NOTE_SIDE,
+        "h": _NOTE_SIDE,
+        "fill": _Field(_check_color, _COLOR_RULE),
+    },
+}
 _ALL_KIND_FIELDS = frozenset(name for names in KIND_FIELDS.values() for name in names)
 # Normalized element key order after id and kind; also the order fields are checked.
-_ELEMENT_ORDER = {k: ("x", "y", *KIND_FIELDS[k], *STYLE_FIELDS) for k in KINDS}
+_ELEMENT_ORDER = {k: ("x", "y", *KIND_FIELDS[k], *KIND_STYLE[k]) for k in KINDS}
 _ELEMENT_KEYS = {
     k: frozenset({"id", "kind", "v", "by", *_ELEMENT_ORDER[k]}) for k in KINDS
+}
+# The rule of each field of each kind, in _ELEMENT_ORDER.
+_KIND_SPECS: dict[str, dict[str, _Field]] = {
+    k: {name: _KIND_RULES.get(k, {}).get(name, _FIELDS[name]) for name in order}
+    for k, order in _ELEMENT_ORDER.items()
 }
 _SETTABLE = ("x", "y", "points", "w", "h", "text", "size", *STYLE_FIELDS)
 _SETTABLE_SET = frozenset(_SETTABLE)
@@ -297,7 +347,13 @@ _SERVER_OWNED = ("id", "kind", "v", "by")
 
 
 def _checked(name: str, value: Any, path: str, counts: range, cid: str | None) -> Any:
-    tail = _FIELDS[name].check(value, counts)
+    return _checked_by(_FIELDS[name], value, path, counts, cid)
+
+
+def _checked_by(
+    spec: _Field, value: Any, path: str, counts: range, cid: str | None
+) -> Any:
+    tail = spec.check(value, counts)
     if tail is not None:
         raise BadMessage(f"{path}{tail}", cid)
     return value
@@ -322,6 +378,12 @@ def _foreign_field(path: str, name: str, kind: str, cid: str | None) -> BadMessa
     return BadMessage(text, cid)
 
 
+def _foreign_style(path: str, name: str, kind: str, cid: str | None) -> BadMessage:
+    style = ", ".join(KIND_STYLE[kind])
+    text = f"{path}.{name} is not a field of {kind} elements; their style is {style}"
+    return BadMessage(text, cid)
+
+
 def _reject_unknown(data: dict, kind: str, cid: str | None) -> None:
     allowed = _ELEMENT_KEYS[kind]
     for key in data:
@@ -329,16 +391,19 @@ def _reject_unknown(data: dict, kind: str, cid: str | None) -> None:
             continue
         if key in _ALL_KIND_FIELDS:
             raise _foreign_field("element", key, kind, cid)
+        if key in STYLE_FIELDS:
+            raise _foreign_style("element", key, kind, cid)
         names = ", ".join(("id", "kind", *_ELEMENT_ORDER[kind]))
         text = f"element has unknown field {_show(key)}; allowed: {names}"
         raise BadMessage(text, cid)
 
 
-def _element_field(data: dict, name: str, counts: range, cid: str | None) -> Any:
+def _element_field(
+    data: dict, name: str, spec: _Field, counts: range, cid: str | None
+) -> Any:
     value = data.get(name, _REQUIRED)
     if value is not _REQUIRED:
-        return _checked(name, value, f"element.{name}", counts, cid)
-    spec = _FIELDS[name]
+        return _checked_by(spec, value, f"element.{name}", counts, cid)
     if spec.default is _REQUIRED:
         rule = spec.rule.format(lo=counts.start, hi=counts.stop - 1)
         raise BadMessage(f"element.{name} is required and must be {rule}", cid)
@@ -353,8 +418,8 @@ def _element(data: Any, limits: Limits, draft: bool, cid: str | None) -> dict:
     _reject_unknown(data, kind, cid)
     counts = range(MIN_DRAFT_POINTS if draft else MIN_POINTS, limits.max_points + 1)
     element = {"id": element_id, "kind": kind}
-    for name in _ELEMENT_ORDER[kind]:
-        element[name] = _element_field(data, name, counts, cid)
+    for name, spec in _KIND_SPECS[kind].items():
+        element[name] = _element_field(data, name, spec, counts, cid)
     return element
 
 
@@ -365,12 +430,22 @@ def validate_element(data: Any, limits: Limits, *, draft: bool = False) -> dict:
 
 
 def check_update_for_kind(kind: str, fields: dict, cid: str | None = None) -> None:
-    """Refuse an update's field that belongs to another kind than the element's;
-    only the stored element knows its kind, so validate() cannot do this."""
-    own = KIND_FIELDS[kind]
-    for name in fields:
-        if name in _ALL_KIND_FIELDS and name not in own:
-            raise _foreign_field("set", name, kind, cid)
+    """Refuse an update's field that the element's kind does not have (another
+    kind's field, a note's `width`), or whose value the kind's own rule refuses
+    (a note's `w` below 20, its `fill` null, an empty `text` of a text element).
+    Only the stored element knows its kind, so validate(), which checks every
+    field by the loosest of the kinds' rules, cannot do this."""
+    specs = _KIND_SPECS[kind]
+    narrower = _KIND_RULES.get(kind, {})
+    counts = range(0)  # no kind narrows `points`
+    for name, value in fields.items():
+        if name not in specs:
+            if name in _ALL_KIND_FIELDS:
+                raise _foreign_field("set", name, kind, cid)
+            if name in STYLE_FIELDS:
+                raise _foreign_style("set", name, kind, cid)
+        elif name in narrower:
+            _checked_by(narrower[name], value, f"set.{name}", counts, cid)
 
 
 _MESSAGE_KEYS = {
@@ -381,6 +456,7 @@ _MESSAGE_KEYS = {
     UNDO: ("type", "cid"),
     REDO: ("type", "cid"),
     CURSOR: ("type", "x", "y"),
+    VIEWPORT: ("type", "x", "y", "w", "h"),
     DRAFT: ("type", "element"),
 }
 
@@ -468,6 +544,20 @@ def _validate_cursor(env: Envelope, limits: Limits) -> Cursor:
     )
 
 
+_SIDE = _Field(_check_side, _SIDE_RULE)
+
+
+def _validate_viewport(env: Envelope, limits: Limits) -> Viewport:
+    data = _check_keys(env)
+    counts = range(0)  # viewports have no points
+    return Viewport(
+        _checked("x", data["x"], "x", counts, env.cid),
+        _checked("y", data["y"], "y", counts, env.cid),
+        _checked_by(_SIDE, data["w"], "w", counts, env.cid),
+        _checked_by(_SIDE, data["h"], "h", counts, env.cid),
+    )
+
+
 def _validate_draft(env: Envelope, limits: Limits) -> Draft:
     element = _check_keys(env)["element"]
     if element is None:
@@ -512,6 +602,7 @@ _VALIDATORS: dict[str, Callable[[Envelope, Limits], Message]] = {
     UNDO: _validate_simple_op,
     REDO: _validate_simple_op,
     CURSOR: _validate_cursor,
+    VIEWPORT: _validate_viewport,
     DRAFT: _validate_draft,
     PING: _validate_ping,
 }
@@ -526,7 +617,7 @@ def validate(env: Envelope, limits: Limits) -> Message:
         return validator(env, limits)
     except ProtocolError as error:
         # A refused frame's cid is echoed whenever it had one, even on a
-        # cursor, draft or ping, where a cid is itself an unknown field.
+        # cursor, viewport, draft or ping, where a cid is itself an unknown field.
         cid = env.data.get("cid")
         if error.cid is None and type(cid) is str:
             error.cid = cid

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 VOLATILE_INTERVAL = 0.05
+# Viewports (PROTOCOL.md 1.1, follow mode) go out at most every 100 ms per board.
+VIEWPORT_INTERVAL = 0.1
 # Committed cids remembered per board, so that a resend is acked at once
 # without taking a rate token; older ones are found in the database.
 RECENT_CIDS = 10_000
@@ -103,6 +105,8 @@ class Room:
         self.idle.set()
         # Keys ("cursor", sid) and ("draft", sid): the latest of each per tick.
         self.volatile = Coalescer(VOLATILE_INTERVAL, self.flush_volatile)
+        # Keyed by sid: the latest viewport of each local connection per 100 ms.
+        self.viewports = Coalescer(VIEWPORT_INTERVAL, self.flush_viewports)
         self.subscribed: asyncio.Task[None] | None = None
 
     # -- members -------------------------------------------------------------
@@ -118,6 +122,7 @@ class Room:
         if self.members.get(conn.sid) is conn:
             del self.members[conn.sid]
         self.volatile.discard_all([("cursor", conn.sid), ("draft", conn.sid)])
+        self.viewports.discard(conn.sid)
         self.process.retire_if_unused(self)
 
     def unused(self) -> bool:
@@ -270,6 +275,9 @@ class Room:
     def cursor(self, sid: str, x: float, y: float) -> None:
         self.volatile.add(("cursor", sid), frames.cursor_item(sid, x, y))
 
+    def viewport(self, sid: str, x: float, y: float, w: float, h: float) -> None:
+        self.viewports.add(sid, frames.viewport_item(sid, x, y, w, h))
+
     def draft(self, sid: str, element: dict | None) -> None:
         text = frames.draft(sid, element)
         self.volatile.add(("draft", sid), (element["id"] if element else None, text))
@@ -286,10 +294,16 @@ class Room:
         # Volatile messages may be dropped; the next movement replaces them.
         await self.publish(event)
 
+    async def flush_viewports(self, items: dict) -> None:
+        event = volatile_event((), viewports=items.items())
+        self.dispatch(event)
+        await self.publish(event)
+
     # -- retiring ----------------------------------------------------------------
 
     def close(self) -> None:
         self.volatile.close()
+        self.viewports.close()
         self.order.close()
 
 
@@ -308,11 +322,22 @@ def count_committed(
     metrics.committed(kinds)
 
 
-def volatile_event(items: Iterable[tuple[tuple[str, str], Any]]) -> Event:
+def volatile_event(
+    items: Iterable[tuple[tuple[str, str], Any]],
+    viewports: Iterable[tuple[str, str]] = (),
+) -> Event:
+    """A board's coalesced volatile messages, for its connections here and on
+    the other processes: (sid, encoded item) pairs of cursors and viewports,
+    (sid, frame) pairs of drafts. `viewports` is only there when it holds some
+    (a process of an earlier version reads the other two and ignores it)."""
     cursors, drafts = [], []
     for (kind, sid), item in items:
         if kind == "cursor":
             cursors.append((sid, item))
         else:
             drafts.append((sid, item[1]))
-    return {"type": broadcast.VOLATILE, "cursors": cursors, "drafts": drafts}
+    event = {"type": broadcast.VOLATILE, "cursors": cursors, "drafts": drafts}
+    shown = list(viewports)
+    if shown:
+        event["viewports"] = shown
+    return event

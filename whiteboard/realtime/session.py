@@ -49,7 +49,7 @@ from whiteboard.protocol.messages import (
 
 from . import process
 from .outbox import Coalescer, Outbox, OutboxBounds, Page, send_pages, trimmed
-from .room import Event, Room
+from .room import VIEWPORT_INTERVAL, Event, Room
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +245,8 @@ class Session:
         self.refusals: deque[float] | None = None  # made at the first refusal
         self.last_frame = asyncio.get_running_loop().time()
         self.cursors_out = Coalescer(CURSOR_INTERVAL, self.send_cursors)
+        # Made when another connection's viewport first arrives: most never need one.
+        self.viewports_out: Coalescer | None = None
         self.rechecking = asyncio.Lock()
         self.tasks: set[asyncio.Task[Any]] = set()
         # Counted in whiteboard_connections (accepted to be served).
@@ -505,6 +507,13 @@ class Session:
         assert isinstance(cursor, messages.Cursor)
         self.room.cursor(self.sid, cursor.x, cursor.y)
 
+    def handle_viewport(self, envelope: Envelope) -> None:
+        # Volatile, like a cursor: viewers and locked boards may send it too.
+        assert self.room is not None
+        viewport = validate(envelope, self.limits)
+        assert isinstance(viewport, messages.Viewport)
+        self.room.viewport(self.sid, viewport.x, viewport.y, viewport.w, viewport.h)
+
     def handle_draft(self, envelope: Envelope) -> None:
         assert self.room is not None
         # Checked in the order ops are: permission before the fields.
@@ -525,6 +534,7 @@ class Session:
     handlers = {
         **dict.fromkeys(messages.OP_TYPES, handle_op),
         messages.CURSOR: handle_cursor,
+        messages.VIEWPORT: handle_viewport,
         messages.DRAFT: handle_draft,
         messages.PING: handle_ping,
     }
@@ -628,6 +638,8 @@ class Session:
             self.outbox.push(frames.joined(user))
 
     def on_left(self, event: Event) -> None:
+        if self.viewports_out is not None:  # forgotten: never sent after `left`
+            self.viewports_out.discard(event["sid"])
         if event["sid"] in self.peers:
             self.peers.discard(event["sid"])
             self.outbox.push(frames.left(event["sid"]))
@@ -639,9 +651,19 @@ class Session:
         for sid, text in event["drafts"]:
             if sid != self.sid:
                 self.outbox.push_volatile(text)
+        for sid, item in event.get("viewports", ()):
+            if sid != self.sid:
+                if self.viewports_out is None:
+                    self.viewports_out = Coalescer(
+                        VIEWPORT_INTERVAL, self.send_viewports
+                    )
+                self.viewports_out.add(sid, item)
 
     async def send_cursors(self, items: dict) -> None:
         self.outbox.push_volatile(frames.cursors(items.values()))
+
+    async def send_viewports(self, items: dict) -> None:
+        self.outbox.push_volatile(frames.viewports(items.values()))
 
     def on_meta(self, event: Event) -> None:
         """The board's settings or access rules changed: re-decide this role."""
@@ -802,6 +824,8 @@ class Session:
         connections on the board are told `left` before the socket closes."""
         self.outbox.close()
         self.cursors_out.close()
+        if self.viewports_out is not None:
+            self.viewports_out.close()
         self.ops_room.set()  # a receive waiting for commits returns
         for task in self.tasks:
             if task is not asyncio.current_task():

@@ -124,6 +124,10 @@ def base_env(database_url, **extra):
         # server of the session counts together; a test of the limit sets its own.
         WHITEBOARD_LOGIN_RATE="1000/m",
         WHITEBOARD_SIGNUP_RATE="1000/m",
+        # No thumbnail worker (a Python process of its own, set up and
+        # rendering every 10 s) beside each live server: on two cores it
+        # slowed the timing-sensitive tests. The thumbnail test turns it on.
+        WHITEBOARD_THUMBNAIL_SECONDS="0",
     )
     env.update({key: str(value) for key, value in extra.items() if value is not None})
     return env

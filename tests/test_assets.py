@@ -12,8 +12,20 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from PIL import Image, ImageSequence, PngImagePlugin
 
+from whiteboard import protocol as p
 from whiteboard import services
 from whiteboard.models import Asset, Board, Element, Membership, Op
+
+from .test_services import (
+    add,
+    codes,
+    commit,
+    elements,
+    everything,
+    rect,
+    simple,
+    update,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -427,6 +439,74 @@ def test_an_upload_past_the_boards_storage_quota_is_refused(
     assert Asset.objects.count() == 1 and len(stored_files(media)) == 1
     private.refresh_from_db()
     assert private.asset_bytes == first
+
+
+# -- image elements -------------------------------------------------------------------
+
+
+def image_element(eid, asset, **fields):
+    element = {"id": eid, "kind": "image", "x": 5, "y": 6, "asset": asset}
+    return {**element, "w": 64, "h": 48, **fields}
+
+
+def test_an_image_element_shows_an_upload_of_its_own_board(media, private, editor):
+    """An upload's id is the key to an `add`; an id the board does not hold,
+    or one of another board, is not_found and nothing is stored."""
+    mine = post(as_user(editor), encoded(picture(), "PNG")).json()
+    other_board = services.board_create(slug="other", title="Other")
+    theirs = post(Client(), encoded(picture(), "PNG"), slug="other").json()
+    assert Asset.objects.get(key=theirs["asset"]).board == other_board
+
+    before = everything(private)
+    guess = "G" * 24
+    for key in (guess, theirs["asset"]):
+        result = commit(private, add(image_element("bad", key)))
+        assert codes(result) == ["not_found"]
+        assert result.outcomes[0].error.message == (
+            f"There is no uploaded image {key!r} on this board; upload it first "
+            "(POST /b/secret/assets/)."
+        )
+    assert everything(private) == before
+
+    assert codes(commit(private, add(image_element("pic", mine["asset"])))) == ["ok"]
+    assert elements(private)["pic"]["asset"] == mine["asset"]
+    assert elements(private)["pic"]["opacity"] == 1
+
+
+def test_an_image_is_moved_resized_and_flipped_but_keeps_its_asset(
+    media, private, editor
+):
+    key = post(as_user(editor), encoded(picture(), "PNG")).json()["asset"]
+    commit(private, add(image_element("pic", key)))
+    assert codes(commit(private, update("pic", x=50, w=-128, h=96, opacity=0.5))) == [
+        "ok"
+    ]
+    assert elements(private)["pic"] == {
+        **image_element("pic", key, x=50, w=-128, h=96, opacity=0.5),
+        "by": "Ann",
+    }
+    for field, value in (("asset", "H" * 20), ("color", "#000000"), ("width", 2)):
+        result = commit(private, update("pic", **{field: value}))
+        assert codes(result) == ["bad_message"]
+    assert codes(commit(private, simple("undo"))) == ["ok"]
+    assert elements(private)["pic"]["w"] == 64
+
+
+def test_uploaded_images_count_against_the_quota_of_drawings(
+    settings, media, private, editor
+):
+    """The quota is one: drawings and images together (PROTOCOL.md 1.1)."""
+    stored = post(as_user(editor), encoded(picture(), "PNG")).json()["bytes"]
+    limits(settings, max_board_bytes=stored + 150)
+    quota = p.Limits(max_board_bytes=stored + 150)
+    assert codes(commit(private, add(rect("r1")), limits=quota)) == ["ok"]
+    before = everything(private)
+
+    result = commit(private, add(rect("r2")), limits=quota)
+
+    assert codes(result) == ["board_full"]
+    assert "of drawings and images; the limit is" in result.outcomes[0].error.message
+    assert everything(private) == before
 
 
 # -- cleanassets ----------------------------------------------------------------------

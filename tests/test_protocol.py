@@ -29,14 +29,17 @@ ELEMENTS = {
     "text": {"text": "hello", "size": 16},
     # version 1.1: a note's fill is required, and it has no width
     "note": {"w": 240, "h": 160, "text": "buy milk", "size": 18, "fill": "#FFF59d"},
+    # version 1.1: an image names an upload and has only an opacity for style
+    "image": {"asset": "A" * 16 + "_-z9", "w": 320, "h": -180},
 }
 NOTE_STYLE = {"color": "#1a2B3c"}
+KIND_STYLES = {"note": NOTE_STYLE, "image": {}}
 
 
 def element(kind: str = "rect", **fields) -> dict:
     data = {"id": "el-1", "kind": kind, "x": 1, "y": 2.5}
     data.update(ELEMENTS[kind])
-    data.update(NOTE_STYLE if kind == "note" else BASE_STYLE)
+    data.update(KIND_STYLES.get(kind, BASE_STYLE))
     data.update(fields)
     return data
 
@@ -89,20 +92,21 @@ def test_every_kind_has_its_own_fields():
     assert p.KIND_FIELDS["rect"] == ("w", "h")
     assert p.KIND_FIELDS["text"] == ("text", "size")
     assert p.KIND_FIELDS["note"] == ("w", "h", "text", "size")
+    assert p.KIND_FIELDS["image"] == ("asset", "w", "h")
 
 
 def test_every_kind_has_its_style_fields_and_a_note_has_no_width():
     assert set(p.KIND_STYLE) == set(p.KINDS)
+    own = {"note": ("color", "fill", "opacity"), "image": ("opacity",)}
     for kind in p.KINDS:
-        expected = ("color", "fill", "opacity") if kind == "note" else p.STYLE_FIELDS
-        assert p.KIND_STYLE[kind] == expected
+        assert p.KIND_STYLE[kind] == own.get(kind, p.STYLE_FIELDS)
 
 
 def test_features_list_the_version_1_1_additions_epoch_first():
-    assert p.FEATURES == ("epoch", "note", "viewport")
+    assert p.FEATURES == ("epoch", "image", "note", "viewport")
     assert json.loads(frames.welcome(board={}, you={}, users=[], seq=0, limits=LIMITS))[
         "features"
-    ] == ["epoch", "note", "viewport"]
+    ] == ["epoch", "image", "note", "viewport"]
 
 
 def test_close_codes_match_the_contract():
@@ -463,12 +467,11 @@ def test_validate_refuses_an_envelope_of_a_type_it_does_not_know():
 def test_add_of_every_kind_normalizes_the_element(kind):
     op = add(element(kind))
     assert op == p.AddOp(CID, op.element)
+    style = {"note": ["color", "fill", "opacity"], "image": ["opacity"]}
     assert list(op.element) == ["id", "kind", "x", "y", *p.KIND_FIELDS[kind]] + (
-        ["color", "fill", "opacity"]
-        if kind == "note"
-        else ["color", "width", "fill", "opacity"]
+        style.get(kind, ["color", "width", "fill", "opacity"])
     )
-    assert op.element["fill"] == ELEMENTS[kind].get("fill")
+    assert op.element.get("fill") == ELEMENTS[kind].get("fill")
     assert op.element["opacity"] == 1
     for name, value in ELEMENTS[kind].items():
         assert op.element[name] == value
@@ -604,7 +607,8 @@ def test_missing_element_id_is_refused():
 def test_unknown_kind_is_refused_listing_the_kinds(kind):
     message = refused_element({**element(), "kind": kind})
     assert message == (
-        "element.kind must be one of: stroke, line, arrow, rect, ellipse, text, note"
+        "element.kind must be one of: "
+        "stroke, line, arrow, rect, ellipse, text, note, image"
     )
 
 
@@ -1490,3 +1494,136 @@ def test_joined_and_left_frames_are_encoded_once_per_event_and_always_right():
     odd = {**user, "tags": ["a"]}
     assert json.loads(frames.joined(odd)) == {"type": "joined", "user": odd}
     assert json.loads(frames.left("s1")) == {"type": "left", "sid": "s1"}
+
+
+# --- image (version 1.1) ------------------------------------------------------------
+
+ASSET = ELEMENTS["image"]["asset"]
+
+
+def image(**fields) -> dict:
+    return element("image", **fields)
+
+
+def test_valid_image_is_normalized_with_only_an_opacity():
+    op = add(image())
+    assert op.element == {
+        "id": "el-1",
+        "kind": "image",
+        "x": 1,
+        "y": 2.5,
+        "asset": ASSET,
+        "w": 320,
+        "h": -180,
+        "opacity": 1,
+    }
+    assert p.encode(op.element) == (
+        f'{{"id":"el-1","kind":"image","x":1,"y":2.5,"asset":"{ASSET}",'
+        '"w":320,"h":-180,"opacity":1}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("asset", "a" * 16),
+        ("asset", "Z" * 64),
+        ("asset", "abc-DEF_0123456789"),
+        ("w", -COORD),
+        ("h", COORD),
+        ("w", 0.5),
+        ("opacity", 0.05),
+        ("opacity", 0.5),
+    ],
+)
+def test_image_boundary_values_are_accepted(field, value):
+    assert add(image(**{field: value})).element[field] == value
+
+
+ASSET_RULE = "an uploaded image's id: 16 to 64 characters from A-Z, a-z, 0-9, _ and -"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("asset", "a" * 15, ASSET_RULE),
+        ("asset", "a" * 65, ASSET_RULE),
+        ("asset", "a" * 15 + "/", ASSET_RULE),
+        ("asset", "../../etc/passwd", ASSET_RULE),
+        ("asset", "a" * 16 + "\n", ASSET_RULE),
+        ("asset", None, ASSET_RULE),
+        ("asset", 1234567890123456, ASSET_RULE),
+        ("w", COORD + 1, "a number from -1,000,000 to 1,000,000"),
+        ("h", "10", "a number from -1,000,000 to 1,000,000"),
+        ("opacity", 0, "a number from 0.05 to 1"),
+    ],
+)
+def test_image_field_out_of_bounds_is_refused(field, value, rule):
+    assert refused_element(image(**{field: value})) == f"element.{field} must be {rule}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("color", "#000000"), ("width", 2), ("fill", None)]
+)
+def test_image_with_a_stroke_style_is_refused(field, value):
+    assert refused_element(image(**{field: value})) == (
+        f"element.{field} is not a field of image elements; their style is opacity"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "rule"),
+    [
+        ("asset", ASSET_RULE),
+        ("w", "a number from -1,000,000 to 1,000,000"),
+        ("h", "a number from -1,000,000 to 1,000,000"),
+    ],
+)
+def test_image_without_a_required_field_is_refused(field, rule):
+    message = refused_element(without(image(), field))
+    assert message == f"element.{field} is required and must be {rule}"
+
+
+def test_image_with_text_is_refused_as_another_kinds_field():
+    assert refused_element(image(text="caption")) == (
+        "element.text belongs to another kind; image elements take asset, w, h"
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"x": 5, "y": -5}, {"w": -640, "h": 360}, {"opacity": 0.3}],
+)
+def test_update_of_an_images_box_and_opacity_is_accepted(changes):
+    op = update(changes)
+    assert p.check_update_for_kind("image", op.set, CID) is None
+
+
+def test_update_may_never_change_an_images_asset():
+    error = refused(
+        {"type": "update", "cid": CID, "id": "el-1", "set": {"asset": ASSET}}
+    )
+    assert error.message.startswith("set.asset cannot be changed; settable: x, y")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"color": "#000000"}, "set.color is not a field of image elements"),
+        ({"width": 3}, "set.width is not a field of image elements"),
+        ({"fill": "#ffffff"}, "set.fill is not a field of image elements"),
+        ({"text": "x"}, "set.text belongs to another kind; image elements take"),
+        ({"points": [[0, 0], [1, 1]]}, "set.points belongs to another kind"),
+    ],
+)
+def test_update_of_an_image_is_checked_by_the_images_rules(changes, message):
+    op = update(changes)
+    with pytest.raises(p.BadMessage) as info:
+        p.check_update_for_kind("image", op.set, CID)
+    assert info.value.message.startswith(message)
+
+
+def test_an_image_draft_is_validated_like_an_add():
+    assert parse({"type": "draft", "element": image()}).element == add(image()).element
+    error = refused({"type": "draft", "element": image(asset="short")})
+    assert error.message == f"element.asset must be {ASSET_RULE}"

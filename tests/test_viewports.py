@@ -42,7 +42,7 @@ def set_board(board, **values):
 
 async def test_welcome_lists_the_features(board, connect):
     a = await connect()
-    assert a.welcome["features"] == ["epoch", "note", "viewport"]
+    assert a.welcome["features"] == ["epoch", "image", "note", "viewport"]
 
 
 async def test_viewport_reaches_others_never_its_sender(board, connect):
@@ -219,7 +219,7 @@ async def test_viewports_cross_processes(start_server, live_db, redis_url):
         await read_state(alice)
         async with second.open(slug) as bob:
             welcome, _ = await read_state(bob)
-            assert welcome["features"] == ["epoch", "note", "viewport"]
+            assert welcome["features"] == ["epoch", "image", "note", "viewport"]
             assert json.loads(await alice.recv())["type"] == "joined"
             await bob.send(json.dumps(viewport(-5, 6.5, 1280, 720)))
             got = json.loads(await alice.recv())

@@ -16,7 +16,7 @@ from . import access
 from . import protocol as p
 from .history import Change, HistoryScan, in_chunks
 from .identity import Author
-from .models import Board, Element, History, Op
+from .models import Asset, Board, Element, History, Op
 from .protocol import frames
 from .protocol.frames import element_text, encode, size
 from .rows import (
@@ -96,6 +96,8 @@ class Batch:
         self.seq = board.seq
         self.live = board.live_elements
         self.bytes = board.live_bytes
+        # Uploaded images count against the same quota (assets.store).
+        self.asset_bytes = board.asset_bytes
         self.first_seq = board.seq + 1
         self.committed = committed  # cid -> last seq, from the log
         # element id -> its row, or None: it never existed on the board.
@@ -259,6 +261,8 @@ class Batch:
                 f"An element with id {element['id']!r} exists or existed on this "
                 "board; ids are never reused. Choose a new id."
             )
+        if element["kind"] == "image":
+            self.ensure_asset(element["asset"])
         self.ensure_room(1)
         body = {**element, "by": req.author.by}
         text = encode(body)
@@ -399,12 +403,25 @@ class Batch:
             )
 
     def ensure_bytes(self, growth: int) -> None:
-        """Refuse a change that takes the live bytes past the board's quota."""
+        """Refuse a change that takes the live bytes and the board's images
+        past its quota."""
         limit = self.limits.max_board_bytes
-        if growth > 0 and self.bytes + growth > limit:
+        used = self.bytes + self.asset_bytes
+        if growth > 0 and used + growth > limit:
+            images = " and images" if self.asset_bytes else ""
             raise p.BoardFull(
-                f"This board holds {megabytes(self.bytes)} of drawings; the limit "
-                f"is {megabytes(limit)}. Delete something first."
+                f"This board holds {megabytes(used)} of drawings{images}; the "
+                f"limit is {megabytes(limit)}. Delete something first."
+            )
+
+    def ensure_asset(self, key: str) -> None:
+        """An image element shows an upload of this board (PROTOCOL.md 1.1),
+        checked with the board locked: `cleanassets` locks it too before it
+        removes an upload nothing names."""
+        if not Asset.objects.filter(board_id=self.board.pk, key=key).exists():
+            raise p.NotFound(
+                f"There is no uploaded image {key!r} on this board; upload it "
+                f"first (POST /b/{self.board.slug}/assets/)."
             )
 
     def set_body(

@@ -298,6 +298,7 @@ class LockedBoard:
     seq: int
     live_elements: int
     live_bytes: int
+    asset_bytes: int
     locked: bool
     access_version: int
 

@@ -48,7 +48,7 @@ from .messages import (
     Viewport,
 )
 
-KINDS = ("stroke", "line", "arrow", "rect", "ellipse", "text", "note")
+KINDS = ("stroke", "line", "arrow", "rect", "ellipse", "text", "note", "image")
 STYLE_FIELDS = ("color", "width", "fill", "opacity")
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "stroke": ("points",),
@@ -58,17 +58,22 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "ellipse": ("w", "h"),
     "text": ("text", "size"),
     "note": ("w", "h", "text", "size"),  # version 1.1
+    "image": ("asset", "w", "h"),  # version 1.1
 }
-# The style fields of each kind: a note has no `width` (PROTOCOL.md 1.1, "Notes").
+# The style fields of each kind: a note has no `width`, an image only its
+# opacity (PROTOCOL.md 1.1, "Notes" and "Images").
 KIND_STYLE: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(KIND_FIELDS, STYLE_FIELDS),
     "note": ("color", "fill", "opacity"),
+    "image": ("opacity",),
 }
 
 # Always use .fullmatch(): `$` would also match before a trailing newline.
 ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 COLOR_RE = re.compile(r"#[0-9A-Fa-f]{6}")
+# An uploaded image's id (whiteboard/assets.py makes them).
+ASSET_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 COORD_LIMIT = 1_000_000
 WIDTH_MIN, WIDTH_MAX = 1, 64
@@ -254,6 +259,7 @@ _COLOR_RULE = "a color string #rrggbb"
 _TEXT_RULE = f"a string of 1 to {TEXT_MAX_CHARS:,} characters"
 _ANY_TEXT_RULE = f"a string of 0 to {TEXT_MAX_CHARS:,} characters"
 _SIDE_RULE = f"a number greater than 0, at most {COORD_LIMIT:,}"
+_ASSET_RULE = "an uploaded image's id: 16 to 64 characters from A-Z, a-z, 0-9, _ and -"
 
 
 def _check_points(value: Any, counts: range) -> str | None:
@@ -299,6 +305,11 @@ def _check_any_text(value: Any, _counts: range) -> str | None:
     return None if ok else f" must be {_ANY_TEXT_RULE}"
 
 
+def _check_asset(value: Any, _counts: range) -> str | None:
+    ok = type(value) is str and ASSET_RE.fullmatch(value) is not None
+    return None if ok else f" must be {_ASSET_RULE}"
+
+
 def _check_side(value: Any, _counts: range) -> str | None:
     ok = type(value) in _NUMBER_TYPES and 0 < value <= COORD_LIMIT
     return None if ok else f" must be {_SIDE_RULE}"
@@ -314,6 +325,7 @@ _FIELDS: dict[str, _Field] = {
     "w": _COORD,
     "h": _COORD,
     "text": _Field(_check_any_text, _ANY_TEXT_RULE),
+    "asset": _Field(_check_asset, _ASSET_RULE),
     "size": _number_field(SIZE_MIN, SIZE_MAX),
     "color": _Field(_check_color, _COLOR_RULE),
     "width": _number_field(WIDTH_MIN, WIDTH_MAX),
@@ -344,6 +356,8 @@ _KIND_SPECS: dict[str, dict[str, _Field]] = {
 _SETTABLE = ("x", "y", "points", "w", "h", "text", "size", *STYLE_FIELDS)
 _SETTABLE_SET = frozenset(_SETTABLE)
 _SERVER_OWNED = ("id", "kind", "v", "by")
+# Fields an element keeps for life: an image shows one upload (PROTOCOL.md 1.1).
+_FIXED = (*_SERVER_OWNED, "asset")
 
 
 def _checked(name: str, value: Any, path: str, counts: range, cid: str | None) -> Any:
@@ -491,7 +505,7 @@ def _validate_add(env: Envelope, limits: Limits) -> AddOp:
 
 def _not_settable(name: str, cid: str | None) -> BadMessage:
     allowed = ", ".join(_SETTABLE)
-    if name in _SERVER_OWNED:
+    if name in _FIXED:
         return BadMessage(f"set.{name} cannot be changed; settable: {allowed}", cid)
     return BadMessage(f"set has unknown field {_show(name)}; allowed: {allowed}", cid)
 

@@ -127,6 +127,80 @@ def test_text_darkens_some_pixels():
     assert sum(dark(pixel) for pixel in pixels(image_of(thumbnails.render(tiny))))
 
 
+def test_a_note_is_its_colour_with_its_text_wrapped_inside():
+    note = {"id": "n1", "kind": "note", "x": 0, "y": 0, "w": 200, "h": 120}
+    words = "many words that cannot fit on one line of a note"
+    note |= {"text": words, "size": 16, "color": "#000000", "fill": "#ffeb3b"}
+    image = image_of(thumbnails.render([note]))
+    # The note fills the image at scale 1 (200 x 120 fits in 304 x 184).
+    dx, dy = (W - 200) / 2, (H - 120) / 2
+    r, g, b = image.getpixel((round(dx + 195), round(dy + 115)))
+    assert r > 240 and g > 220 and b < 80, "the note's yellow"
+    inside = image.crop((round(dx), round(dy), round(dx + 200), round(dy + 120)))
+    rows = [
+        y for y in range(120) if any(dark(inside.getpixel((x, y))) for x in range(200))
+    ]
+    assert rows and rows[-1] - rows[0] > 30, "the text wraps onto several lines"
+    assert not any(dark(image.getpixel((round(dx) - 3, y))) for y in range(H)), (
+        "no text outside the box"
+    )
+    assert thumbnails.wrap(words, 16, 180)[0] != words
+    assert all(
+        thumbnails.text_width(line, 16) <= 180
+        for line in thumbnails.wrap(words, 16, 180)
+    )
+    assert thumbnails.wrap("a\n\nb", 16, 180) == ["a", "", "b"]
+
+
+def two_tone(size=(40, 20)):
+    """Red on the left half, blue on the right: shows a flip."""
+    picture = Image.new("RGBA", size, (255, 0, 0, 255))
+    picture.paste((0, 0, 255, 255), (size[0] // 2, 0, size[0], size[1]))
+    return picture
+
+
+def test_an_image_is_its_upload_in_its_box_flipped_by_a_negative_width():
+    image = {"id": "i1", "kind": "image", "x": 0, "y": 0, "asset": "k" * 16}
+    image |= {"w": 200, "h": 100, "opacity": 1}
+    uploads = {"k" * 16: two_tone()}
+    plain = image_of(thumbnails.render([image], images=uploads))
+    dx, dy = (W - 200) / 2, (H - 100) / 2
+    assert is_red(plain.getpixel((round(dx + 20), round(dy + 50))))
+    assert plain.getpixel((round(dx + 180), round(dy + 50)))[2] > 200
+    # x is then the right edge: the same box, mirrored.
+    flipped = image_of(
+        thumbnails.render([{**image, "x": 200, "w": -200}], images=uploads)
+    )
+    assert flipped.getpixel((round(dx + 20), round(dy + 50)))[2] > 200
+    assert is_red(flipped.getpixel((round(dx + 180), round(dy + 50))))
+    missing = image_of(thumbnails.render([image]))
+    assert missing.getpixel((W // 2, H // 2)) == thumbnails.IMAGE_PENDING
+    faint = image_of(thumbnails.render([{**image, "opacity": 0.5}], images=uploads))
+    r, g, b = faint.getpixel((round(dx + 20), round(dy + 50)))
+    assert r > 240 and 100 < g < 160, "half red over white"
+
+
+@pytest.mark.django_db
+def test_refresh_reads_the_boards_uploads_from_the_storage(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    board = services.board_create(slug="pictures", title="Pictures")
+    client = Client()
+    png = io.BytesIO()
+    two_tone((80, 40)).save(png, "PNG")
+    png.seek(0)
+    png.name = "two.png"
+    answer = client.post("/b/pictures/assets/", {"file": png})
+    assert answer.status_code == 201, answer.content
+    key = answer.json()["asset"]
+    picture = {"id": "i1", "kind": "image", "x": 0, "y": 0, "asset": key}
+    add(board, {**picture, "w": 200, "h": 100})
+    thumbnails.refresh(board.pk)
+    image = image_of(bytes(Thumbnail.objects.get(board=board).png))
+    dx, dy = (W - 200) / 2, (H - 100) / 2
+    assert is_red(image.getpixel((round(dx + 20), round(dy + 50))))
+    assert image.getpixel((round(dx + 180), round(dy + 50)))[2] > 200
+
+
 def test_any_coordinates_fit_in_the_image():
     far = [
         red_rect("a", x=-1_000_000, y=-1_000_000, w=-1_000, h=-1_000),

@@ -2,8 +2,10 @@
 
 `render` draws elements as the page does (static/whiteboard/js/shapes.js):
 strokes, lines and arrows with their heads, rects and ellipses with their fill,
-text, each with its opacity, the whole board fitted into the image. The work is
-bounded: the topmost MAX_ELEMENTS elements, MAX_POINTS points per element.
+text, sticky notes with their wrapped text, and images (their uploads, scaled
+down, or a grey box), each with its opacity, the whole board fitted into the
+image. The work is bounded: the topmost MAX_ELEMENTS elements, MAX_POINTS points
+per element, MAX_IMAGES uploads read per render.
 
 Thumbnails are cached in the Thumbnail table, one per board, labelled with the
 seq they show. A server process refreshes the stale ones in the background
@@ -45,6 +47,12 @@ LINE_HEIGHT = 1.25
 BARB_ANGLE = 0.45
 # Text smaller than this many pixels is drawn as bars of its colour, not glyphs.
 SMALLEST_GLYPHS = 4
+# A note's text starts this far (board px) inside its box, as on the page.
+NOTE_PADDING = 10
+# Uploads read for one render (the topmost images); the others are grey boxes,
+# as is an image whose upload cannot be read.
+MAX_IMAGES = 24
+IMAGE_PENDING = (229, 231, 235)
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 # A board is rendered once it has been left alone this long, not at every op.
 QUIET = timedelta(seconds=3)
@@ -64,9 +72,15 @@ Paint = Callable[[ImageDraw.ImageDraw, Any], None]
 # -- drawing --------------------------------------------------------------------------
 
 
-def render(elements: Sequence[dict[str, Any]], size: tuple[int, int] = SIZE) -> bytes:
+def render(
+    elements: Sequence[dict[str, Any]],
+    size: tuple[int, int] = SIZE,
+    images: dict[str, Image.Image] | None = None,
+) -> bytes:
     """A PNG of `elements` (bottom to top) fitted into `size` with a margin,
-    keeping their aspect; a blank white image when there are none."""
+    keeping their aspect; a blank white image when there are none. `images`
+    holds the uploads of image elements by id, already scaled down
+    (`load_images`); an image element without its upload is a grey box."""
     width, height = size
     image = Image.new("RGB", size, BACKGROUND)
     boxed = [(el, box) for el in elements[-MAX_ELEMENTS:] if (box := safe_box(el))]
@@ -84,7 +98,7 @@ def render(elements: Sequence[dict[str, Any]], size: tuple[int, int] = SIZE) -> 
             (width - span_x * scale) / 2 - left * scale,
             (height - span_y * scale) / 2 - top * scale,
         )
-        canvas = Canvas(image)
+        canvas = Canvas(image, images or {})
         for el, _ in boxed:
             try:
                 draw_element(canvas, view, el)
@@ -117,9 +131,12 @@ class View:
 class Canvas:
     """The image, and each element's opacity applied once to all its parts."""
 
-    def __init__(self, image: Image.Image) -> None:
+    def __init__(
+        self, image: Image.Image, uploads: dict[str, Image.Image] | None = None
+    ) -> None:
         self.image = image
         self.draw = ImageDraw.Draw(image)
+        self.uploads = uploads or {}
 
     def paint(self, color: tuple[int, int, int], opacity: float, shape: Paint) -> None:
         if opacity >= 1:
@@ -144,6 +161,10 @@ def draw_element(canvas: Canvas, view: View, el: dict[str, Any]) -> None:
         draw_box(canvas, view, el, color, opacity)
     elif kind == "text":
         canvas.paint(color, opacity, text_shape(view, el))
+    elif kind == "note":
+        draw_note(canvas, view, el, color, opacity)
+    elif kind == "image":
+        draw_image(canvas, view, el, opacity)
 
 
 def polyline_shape(view: View, el: dict[str, Any]) -> Paint:
@@ -228,6 +249,110 @@ def text_shape(view: View, el: dict[str, Any]) -> Paint:
     return shape
 
 
+def draw_note(
+    canvas: Canvas,
+    view: View,
+    el: dict[str, Any],
+    color: tuple[int, int, int],
+    opacity: float,
+) -> None:
+    """A sticky note: its box in its fill, then its text wrapped inside it."""
+    x, y = view.point(number(el["x"]), number(el["y"]))
+    w, h = number(el["w"]) * view.scale, number(el["h"]) * view.scale
+    fill = rgb(el.get("fill")) or (255, 243, 163)
+
+    def box(draw: ImageDraw.ImageDraw, paint: Any) -> None:
+        draw.rectangle((x, y, x + w, y + h), fill=paint)
+
+    canvas.paint(fill, opacity, box)
+    size = number(el["size"])
+    pad = NOTE_PADDING
+    lines = wrap(str(el["text"]), size, number(el["w"]) - 2 * pad)
+    room = max(0, int((number(el["h"]) - 2 * pad) // (size * LINE_HEIGHT)))
+    if not lines or not room:
+        return
+    inner = {**el, "x": number(el["x"]) + pad, "y": number(el["y"]) + pad}
+    inner["text"] = "\n".join(lines[:room])
+    canvas.paint(color, opacity, text_shape(view, inner))
+
+
+def wrap(text: str, size: float, width: float) -> list[str]:
+    """The lines of a note's text as the page wraps them: at spaces where a
+    word fits, inside a word where it does not, and at every newline."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if text_width(candidate, size) <= width or not line:
+                line = candidate
+            else:
+                lines.append(line)
+                line = word
+            while len(line) > 1 and text_width(line, size) > width:
+                cut = len(line) - 1
+                while cut > 1 and text_width(line[:cut], size) > width:
+                    cut -= 1
+                lines.append(line[:cut])
+                line = line[cut:]
+        lines.append(line)
+    return lines
+
+
+def draw_image(canvas: Canvas, view: View, el: dict[str, Any], opacity: float) -> None:
+    """An image element: its upload stretched into its box (a negative side
+    flips it), or a grey box while the upload is not at hand."""
+    x, y = view.point(number(el["x"]), number(el["y"]))
+    w, h = number(el["w"]) * view.scale, number(el["h"]) * view.scale
+    left, right = sorted((x, x + w))
+    top, bottom = sorted((y, y + h))
+    width, height = round(right - left), round(bottom - top)
+    upload = canvas.uploads.get(str(el.get("asset")))
+    if upload is None or width < 1 or height < 1:
+
+        def grey(draw: ImageDraw.ImageDraw, paint: Any) -> None:
+            draw.rectangle((left, top, right, bottom), fill=paint)
+
+        canvas.paint(IMAGE_PENDING, opacity, grey)
+        return
+    picture = upload.resize((width, height), Image.Resampling.BILINEAR)
+    if w < 0:
+        picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if h < 0:
+        picture = picture.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    alpha = picture.getchannel("A")
+    if opacity < 1:
+        alpha = alpha.point(lambda a: round(a * opacity))
+    canvas.image.paste(picture.convert("RGB"), (round(left), round(top)), alpha)
+
+
+def load_images(
+    board_id: int, elements: Sequence[dict[str, Any]], size: tuple[int, int] = SIZE
+) -> dict[str, Image.Image]:
+    """The uploads the topmost MAX_IMAGES image elements show, read from the
+    storage and scaled down to at most the thumbnail's size (RGBA). One that
+    cannot be read is left out (drawn grey)."""
+    from .models import Asset
+
+    keys: list[str] = []
+    for el in reversed(elements):
+        key = el.get("asset") if el.get("kind") == "image" else None
+        if isinstance(key, str) and key not in keys:
+            keys.append(key)
+            if len(keys) == MAX_IMAGES:
+                break
+    loaded: dict[str, Image.Image] = {}
+    for asset in Asset.objects.filter(board_id=board_id, key__in=keys):
+        try:
+            with asset.file.open("rb") as stored, Image.open(stored) as picture:
+                picture.draft("RGB", size)  # JPEG: decode at a fraction
+                picture.thumbnail(size)
+                loaded[asset.key] = picture.convert("RGBA")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return loaded
+
+
 # -- geometry (shapes.js) --------------------------------------------------------------
 
 
@@ -304,7 +429,9 @@ def box_of(el: dict[str, Any]) -> Box:
         if kind == "arrow":
             pad += max(10.0, number(el.get("width", 1)) * 3)
         return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
-    if kind in ("rect", "ellipse"):
+    if kind in ("rect", "ellipse", "note", "image"):
+        if kind in ("note", "image"):
+            pad = 0  # no outline
         w, h = number(el["w"]), number(el["h"])
         left, right = sorted((x, x + w))
         top, bottom = sorted((y, y + h))
@@ -392,7 +519,7 @@ def refresh(board_id: int) -> int | None:
     if state is None:
         return None
     seq, elements = state
-    png = render(elements)
+    png = render(elements, images=load_images(board_id, elements))
     try:
         Thumbnail.objects.update_or_create(
             board_id=board_id, defaults={"seq": seq, "png": png}

@@ -12,7 +12,7 @@ from tests.test_services import ANN, BOB, add, commit, delete, rect, simple, upd
 from tests.test_timeline import snapshot
 from whiteboard import portability, services, timeline
 from whiteboard import protocol as p
-from whiteboard.models import Board, Element, Op
+from whiteboard.models import Asset, Board, Element, Op
 
 pytestmark = pytest.mark.django_db
 
@@ -256,3 +256,163 @@ def test_a_refused_import_from_the_home_page_says_why(client, owner):
 def test_the_board_page_links_its_export(client, drawn):
     page = client.get("/b/drawn/").content.decode()
     assert 'id="board-export" href="/b/drawn/export.json" download' in page
+
+
+# -- images travel with their board --------------------------------------------------
+
+
+def png_bytes(color=(255, 0, 0), size=(30, 20)):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def files_in(root):
+    return sorted(f for f in root.rglob("*") if f.is_file()) if root.exists() else []
+
+
+@pytest.fixture
+def pictured(owner, media, client):
+    """A board with two images: one live, one deleted (undo can bring it back)."""
+    board = services.board_create(slug="pics", title="Pictures", owner=owner)
+    client.force_login(owner)
+    keys = []
+    for color in ((255, 0, 0), (0, 0, 255)):
+        upload = io.BytesIO(png_bytes(color))
+        upload.name = "p.png"
+        answer = client.post("/b/pics/assets/", {"file": upload})
+        assert answer.status_code == 201
+        keys.append(answer.json()["asset"])
+    for n, key in enumerate(keys):
+        picture = {"id": f"i{n}", "kind": "image", "x": n * 50, "y": 0, "asset": key}
+        result = commit(board, add({**picture, "w": 30, "h": 20}))
+        assert result.outcomes[0].error is None
+    commit(board, delete("i1"))
+    board.refresh_from_db()
+    return board, keys
+
+
+def stored_picture(board, element_id):
+    body = json.loads(Element.objects.get(board=board, element_id=element_id).body)
+    asset = Asset.objects.get(board=board, key=body["asset"])
+    with asset.file.open("rb") as f:
+        from PIL import Image
+
+        return asset, Image.open(io.BytesIO(f.read())).convert("RGB").getpixel((5, 5))
+
+
+def test_an_export_carries_the_images_and_an_import_stores_them_anew(pictured, owner):
+    board, keys = pictured
+    document = portability.export_board(board)
+    assert set(document["assets"]) == {keys[0]}, "without history: the live image"
+    assert document["assets"][keys[0]]["type"] == "image/png"
+
+    copy = round_trip(board, owner)
+
+    asset, pixel = stored_picture(copy, "i0")
+    assert pixel == (255, 0, 0)
+    assert asset.key != keys[0], "ids are unique on the server: a new one"
+    copy.refresh_from_db()
+    assert copy.asset_bytes == asset.bytes > 0
+    assert Asset.objects.filter(board=board).count() == 2, "the original keeps its own"
+
+
+def test_an_export_with_history_carries_deleted_images_too(pictured, owner):
+    board, keys = pictured
+    assert set(portability.export_board(board, history=True)["assets"]) == set(keys)
+    copy = round_trip(board, owner, history=True)
+    # The deleted image's row (a restore can bring it back) and the state
+    # before its delete name the new copy of its upload.
+    _, pixel = stored_picture(copy, "i1")
+    assert pixel == (0, 0, 255)
+    before_delete = timeline.state_at(copy, copy.seq - 1).live()
+    key = next(e["asset"] for e in before_delete if e["id"] == "i1")
+    assert Asset.objects.filter(board=copy, key=key).exists()
+    assert key not in keys
+
+
+def image_document(assets, key="k" * 20):
+    element = {"id": "i", "kind": "image", "x": 0, "y": 0, "asset": key}
+    return document(elements=[{**element, "w": 10, "h": 10}], assets=assets)
+
+
+def encoded(data):
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+HOSTILE_IMAGES = [
+    (image_document({}), "its file is not in"),
+    (image_document("no"), '"assets" must be an object'),
+    (
+        image_document(
+            {"k" * 20: {"data": encoded(png_bytes())}, "x" * 20: {"data": ""}}
+        ),
+        "nothing names it",
+    ),
+    (image_document({"k" * 20: {"data": 5}}), "must be a base64 string"),
+    (image_document({"k" * 20: {"data": "@@@@"}}), "is not base64"),
+    (
+        image_document({"k" * 20: {"data": encoded(b"<svg onload='x'></svg>")}}),
+        "Only PNG, JPEG, GIF and WebP",
+    ),
+    (
+        image_document({"k" * 20: {"data": encoded(png_bytes()[:60])}}),
+        "damaged or incomplete",
+    ),
+    (
+        image_document({"k" * 20: {"data": encoded(png_bytes(size=(300, 300)))}}),
+        "at most 50000 are taken",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "says"), HOSTILE_IMAGES)
+def test_a_file_with_a_bad_image_is_refused_and_nothing_is_stored(media, content, says):
+    limits = p.Limits(max_asset_pixels=50_000)
+    with pytest.raises(portability.ImportRefused) as refused:
+        portability.read(json.dumps(content).encode(), limits)
+    assert says in refused.value.message
+    assert files_in(media) == [] and not Asset.objects.exists()
+
+
+def test_a_failed_import_removes_the_files_it_stored(
+    pictured, owner, media, monkeypatch
+):
+    board, _ = pictured
+    data = portability.export_bytes(board)
+    checked = portability.read(data, services.current_limits())
+    before = files_in(media)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(portability, "write_as_one_op", broken)
+    with pytest.raises(RuntimeError):
+        portability.import_board(checked, owner=owner)
+    assert files_in(media) == before
+    assert Asset.objects.count() == 2
+
+
+def test_a_replacing_import_drops_the_boards_old_uploads(
+    pictured, owner, media, django_capture_on_commit_callbacks
+):
+    board, keys = pictured
+    checked = portability.read(
+        json.dumps(document()).encode(), services.current_limits()
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        portability.import_board(checked, slug="pics", replace=True)
+    board.refresh_from_db()
+    assert not Asset.objects.filter(board=board).exists()
+    assert board.asset_bytes == 0
+    assert files_in(media) == []

@@ -159,7 +159,9 @@ def clean(data: bytes, max_pixels: int) -> Cleaned:
                 raise too_many_pixels(w * h, max_pixels)
             probe.verify()
         with Image.open(io.BytesIO(data), formats=[kind]) as image:
-            info = dict(image.info)  # the first frame's: loop, icc_profile
+            # The first frame's: loop, icc_profile (Pillow's keys are strings
+            # here; its type allows tuples for other formats).
+            info = {str(k): v for k, v in image.info.items()}
             frames, durations = read_frames(image, kind, max_pixels)
             icc = info.get("icc_profile") or None
             out = encode(kind, frames, durations, info, icc, data)

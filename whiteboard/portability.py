@@ -3,33 +3,43 @@
     {"format": "whiteboard-board", "version": 1,
      "board": {"title": "..."},
      "elements": [...the live elements, in stacking order, as a snapshot has them...],
-     "history": [...optional: the board's ops, oldest first...]}
+     "history": [...optional: the board's ops, oldest first...],
+     "assets": {...optional: "<id>": {"type": "image/png", "data": "<base64>"}}}
 
 Each op of `history` is {"seq", "last_seq", "kind", "cid", "by", "sid", "time",
-"entries"}, `entries` being the op entries clients were sent.
+"entries"}, `entries` being the op entries clients were sent. `assets` holds
+the file of every upload an image element (or, with the history, an add of
+one) names, so that a board travels with its pictures.
 
 An import is checked whole before anything is written, by the protocol's own
 rules (an element must pass what an `add` of it would, ids are unique, the
 board's limits hold), and the history, when there is one, must replay to
-exactly the elements given. A file that fails any check is refused with a
-message saying what is wrong, and nothing is stored.
+exactly the elements given. Every image an element names must be in `assets`,
+and each of those files passes what an upload would (assets.clean: its type
+recognised by content, re-encoded without metadata, the byte and pixel limits),
+then is stored under a new id, since ids are unique on the server. A file that
+fails any check is refused with a message saying what is wrong, and nothing is
+stored.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import protocol as p
 from .identity import actor_key, user_display_name
-from .models import Board, Checkpoint, Element, Op, Thumbnail
+from .models import Asset, Board, Checkpoint, Element, Op, Thumbnail, new_asset_key
 from .protocol.frames import encode, size
 from .timeline import State
 
@@ -82,7 +92,45 @@ def export_board(board: Board, *, history: bool = False) -> dict[str, Any]:
             }
             for op in Op.objects.filter(board=board).order_by("seq").iterator()
         ]
+    named = named_assets(elements, document.get("history"))
+    if named:
+        document["assets"] = exported_assets(board, named)
     return document
+
+
+def named_assets(
+    elements: list[dict[str, Any]], history: list[dict[str, Any]] | None
+) -> list[str]:
+    """The upload ids that image elements name, and adds of the history, in
+    the order they are first named."""
+    keys: dict[str, None] = {}
+    for element in elements:
+        if element.get("kind") == "image":
+            keys[element["asset"]] = None
+    for op in history or ():
+        for entry in op["entries"]:
+            added = entry.get("element") if isinstance(entry, dict) else None
+            if isinstance(added, dict) and added.get("kind") == "image":
+                keys[added["asset"]] = None
+    return list(keys)
+
+
+def exported_assets(board: Board, keys: list[str]) -> dict[str, dict[str, str]]:
+    """The named uploads' files, base64-encoded. One that is gone (its file
+    lost from the storage) is left out: the import of the file then says
+    which image is missing."""
+    out: dict[str, dict[str, str]] = {}
+    for asset in Asset.objects.filter(board=board, key__in=keys).order_by("pk"):
+        try:
+            with asset.file.open("rb") as stored:
+                data = stored.read()
+        except OSError:
+            continue
+        out[asset.key] = {
+            "type": asset.content_type,
+            "data": base64.b64encode(data).decode("ascii"),
+        }
+    return out
 
 
 def export_bytes(board: Board, *, history: bool = False) -> bytes:
@@ -101,6 +149,9 @@ class Checked:
     title: str
     elements: list[dict[str, Any]]  # bodies, without v, in stacking order
     history: list[dict[str, Any]] | None
+    # The uploads the elements name, cleaned as uploads are, by their id in
+    # the file (import_board stores them under new ones).
+    assets: dict[str, Any] = field(default_factory=dict)  # id -> assets.Cleaned
 
 
 def read(data: bytes | str, limits: p.Limits) -> Checked:
@@ -122,7 +173,8 @@ def check(document: Any, limits: p.Limits) -> Checked:
             f"Board files of version {document.get('version')!r} are not known "
             f"here: this server reads version {VERSION}."
         )
-    unknown = set(document) - {"format", "version", "board", "elements", "history"}
+    known = {"format", "version", "board", "elements", "history", "assets"}
+    unknown = set(document) - known
     if unknown:
         raise ImportRefused(
             f"Unknown fields in the file: {', '.join(sorted(unknown))}."
@@ -153,7 +205,57 @@ def check(document: Any, limits: p.Limits) -> Checked:
     history = None
     if "history" in document:
         history = checked_history(document["history"], elements, limits)
-    return Checked(title, elements, history)
+    assets = checked_assets(
+        document.get("assets", {}), named_assets(elements, history), limits
+    )
+    total += sum(len(cleaned.data) for cleaned in assets.values())
+    if total > limits.max_board_bytes:
+        raise ImportRefused(
+            f"The elements and images take {total} bytes; a board may hold "
+            f"{limits.max_board_bytes}."
+        )
+    return Checked(title, elements, history, assets)
+
+
+def checked_assets(raw: Any, named: list[str], limits: p.Limits) -> dict[str, Any]:
+    """Every image the elements name, from the file's `assets`, checked and
+    cleaned as an upload is; nothing else may be there."""
+    from . import assets
+    from .history_views import Refused
+
+    if not isinstance(raw, dict):
+        raise ImportRefused('"assets" must be an object of images by their id.')
+    missing = [key for key in named if key not in raw]
+    if missing:
+        raise ImportRefused(
+            f"The image {missing[0]!r} is named by an element, but its file is "
+            'not in "assets".'
+        )
+    extra = sorted(set(raw) - set(named))
+    if extra:
+        raise ImportRefused(
+            f'The image {extra[0]!r} is in "assets" but nothing names it.'
+        )
+    cleaned = {}
+    for key in named:
+        item = raw[key]
+        data = item.get("data") if isinstance(item, dict) else None
+        if not isinstance(data, str):
+            raise ImportRefused(f'Image {key!r}: "data" must be a base64 string.')
+        if len(data) > (limits.max_asset_bytes + 2) // 3 * 4:
+            raise ImportRefused(
+                f"Image {key!r} is larger than the {limits.max_asset_bytes} bytes "
+                "an upload may have."
+            )
+        try:
+            content = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ImportRefused(f'Image {key!r}: "data" is not base64.') from exc
+        try:
+            cleaned[key] = assets.clean(content, limits.max_asset_pixels)
+        except Refused as exc:
+            raise ImportRefused(f"Image {key!r}: {exc.message}") from exc
+    return cleaned
 
 
 def checked_element(item: Any, n: int, limits: p.Limits) -> dict[str, Any]:
@@ -247,7 +349,7 @@ def checked_update(
     entry: dict[str, Any], where: str, limits: p.Limits, state: State
 ) -> dict[str, Any]:
     """An update entry, checked as a client's `update` of it would be."""
-    frame = {"type": "update", "cid": "import-check"}
+    frame: dict[str, Any] = {"type": "update", "cid": "import-check"}
     frame |= {"id": entry.get("id"), "set": entry.get("set")}
     try:
         op = p.validate(p.parse_envelope(orjson.dumps(frame).decode()), limits)
@@ -276,7 +378,26 @@ def import_board(
     replace: bool = False,
     is_public: bool = False,
 ) -> Board:
-    """A new board (or `slug`'s board, replaced) holding the checked file."""
+    """A new board (or `slug`'s board, replaced) holding the checked file,
+    its images stored as uploads of the board."""
+    written: list[Asset] = []
+    try:
+        return write_board(checked, owner, slug, replace, is_public, written)
+    except BaseException:
+        # The rows rolled back: their files go too.
+        for asset in written:
+            asset.file.storage.delete(asset.file.name)
+        raise
+
+
+def write_board(
+    checked: Checked,
+    owner: Any,
+    slug: str | None,
+    replace: bool,
+    is_public: bool,
+    written: list[Asset],
+) -> Board:
     from . import services  # services imports the commit machinery
 
     with transaction.atomic():
@@ -296,18 +417,81 @@ def import_board(
             Element.objects.filter(board=board).delete()
             Checkpoint.objects.filter(board=board).delete()
             Thumbnail.objects.filter(board=board).delete()
+            # Their files go once this commits (models.asset_file_delete).
+            Asset.objects.filter(board=board).delete()
             board.title = checked.title
             services.board_new_epoch(board=board)
+        keys = store_assets(board, checked.assets, owner, written)
         if checked.history is None:
-            write_as_one_op(board, checked.elements, owner)
+            write_as_one_op(board, rekeyed(checked.elements, keys), owner)
         else:
-            write_history(board, checked.history)
+            write_history(board, rekeyed_history(checked.history, keys))
         live = Element.objects.live().filter(board=board)
         board.live_elements = live.count()
         board.live_bytes = sum(size(b) for b in live.values_list("body", flat=True))
+        board.asset_bytes = sum(
+            len(cleaned.data) for cleaned in checked.assets.values()
+        )
         board.history_from = 0
         board.save()
     return board
+
+
+def store_assets(
+    board: Board, cleaned: dict[str, Any], owner: Any, written: list[Asset]
+) -> dict[str, str]:
+    """The file's images as uploads of `board`, each under a new id; the new
+    ids by the file's. Each stored file is added to `written`, for the caller
+    to remove if its transaction fails."""
+    keys: dict[str, str] = {}
+    user = owner if getattr(owner, "is_authenticated", False) else None
+    for old, image in cleaned.items():
+        asset = Asset(
+            board=board,
+            key=new_asset_key(),
+            content_type=image.content_type,
+            w=image.w,
+            h=image.h,
+            bytes=len(image.data),
+            uploaded_by=user,
+        )
+        asset.file.save("import", ContentFile(image.data), save=False)
+        written.append(asset)
+        asset.save()
+        keys[old] = asset.key
+    return keys
+
+
+def rekeyed(
+    elements: list[dict[str, Any]], keys: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Elements naming the stored uploads' new ids."""
+    return [
+        {**e, "asset": keys[e["asset"]]} if e.get("kind") == "image" else e
+        for e in elements
+    ]
+
+
+def rekeyed_history(
+    history: list[dict[str, Any]], keys: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The history's adds of images naming the stored uploads' new ids (an
+    update never changes an image's upload)."""
+    if not keys:
+        return history
+    out = []
+    for op in history:
+        entries = []
+        for entry in op["entries"]:
+            element = entry.get("element")
+            if entry["op"] == "add" and element.get("kind") == "image":
+                entry = {
+                    **entry,
+                    "element": {**element, "asset": keys[element["asset"]]},
+                }
+            entries.append(entry)
+        out.append({**op, "entries": entries})
+    return out
 
 
 def write_as_one_op(board: Board, elements: list[dict[str, Any]], owner: Any) -> None:

@@ -434,6 +434,14 @@ WHITEBOARD_SEQ_CHECK_SECONDS = env_int("WHITEBOARD_SEQ_CHECK_SECONDS", 2)
 WHITEBOARD_THUMBNAIL_SECONDS = env_int("WHITEBOARD_THUMBNAIL_SECONDS", 10)
 if WHITEBOARD_THUMBNAIL_SECONDS < 0:
     raise ImproperlyConfigured("WHITEBOARD_THUMBNAIL_SECONDS must be 0 or more")
+# Uploaded images are decoded and encoded again (whiteboard/assets.py) in child
+# processes of each server process, this many of them, started at the first
+# upload; at most WHITEBOARD_IMAGE_QUEUE uploads of a process wait for them,
+# and the next one is answered 503 (`busy`).
+WHITEBOARD_IMAGE_WORKERS = env_int("WHITEBOARD_IMAGE_WORKERS", 1)
+WHITEBOARD_IMAGE_QUEUE = env_int("WHITEBOARD_IMAGE_QUEUE", 8)
+if WHITEBOARD_IMAGE_WORKERS < 1 or WHITEBOARD_IMAGE_QUEUE < 1:
+    raise ImproperlyConfigured("WHITEBOARD_IMAGE_WORKERS and _QUEUE must be 1 or more")
 
 # --- Operations: metrics, health, logs (docs/operations.md) ---
 # Several server processes on one host share this directory for their metrics

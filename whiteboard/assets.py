@@ -27,6 +27,8 @@ Statuses, each with {"error": code, "message": text}:
   (the board's live elements, its images and this one would pass
   `max_board_bytes`).
 - 415 `unsupported_type`: anything else (SVG, HTML, BMP, TIFF, ...).
+- 503 `busy`: more than WHITEBOARD_IMAGE_QUEUE uploads of this process wait
+  for the image worker, or the worker died (see `clean_in_worker`).
 
 A refused upload leaves nothing behind: no row, no file in the storage.
 
@@ -43,28 +45,37 @@ undoable), no op's entries or undo data, no checkpoint.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import logging
+import multiprocessing
+import os
 import re
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 from django.utils.cache import get_conditional_response
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 from PIL import Image, ImageOps
 
-from . import services
+from . import services, thumbnails
 from .changes import megabytes
 from .history_views import Refused, board_and_role
 from .models import ASSET_EXTENSIONS, Asset, Board, Checkpoint, Element, Op, Role
@@ -338,49 +349,29 @@ def board_full(used: int, size: int, limit: int) -> Refused:
 
 @csrf_exempt
 @require_POST
-def upload(request: HttpRequest, slug: str) -> HttpResponse:
-    """The access checks and the size of the request, before its body is read:
-    the CSRF check (below) reads the multipart body, with the handler that
-    stops at the size limit in front (Django: "Modifying upload handlers on
-    the fly" needs the view exempt, then protected)."""
+async def upload(request: HttpRequest, slug: str) -> HttpResponse:
+    """An upload in four steps, none of which holds the process's one thread
+    for sync work (which also commits every board's ops) for long:
+
+    1. the access checks and the request's declared size, before its body is read;
+    2. the CSRF check, which parses the multipart body with the handler that
+       stops at the size limit in front (Django: "Modifying upload handlers on
+       the fly" needs the view exempt, then checked);
+    3. decoding and encoding the image in the image worker, a child process,
+       while this request only waits;
+    4. storing the file and its row, the quota checked with the board locked."""
     limits = services.current_limits()
     try:
-        board, role = board_and_role(request, slug)
-        if role not in (Role.EDITOR, Role.OWNER):
-            raise Refused(403, "forbidden", "Only the board's editors can add images.")
-        if board.locked:
-            raise Refused(403, "forbidden", "The board is locked.")
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > limits.max_asset_bytes + MULTIPART_SLACK:
-            raise too_large(length, limits.max_asset_bytes)
-    except Refused as refused:
-        return refused.response()
-    handler = LimitedUpload(request, limits.max_asset_bytes)
-    request.upload_handlers.insert(0, handler)
-    return receive(request, board, handler)
-
-
-@csrf_protect
-def receive(request: HttpRequest, board: Board, handler: LimitedUpload) -> HttpResponse:
-    limits = services.current_limits()
-    try:
-        upload = request.FILES.get("file")
-        if handler.too_large:
-            raise too_large(limits.max_asset_bytes + 1, limits.max_asset_bytes)
-        if upload is None:
-            raise Refused(400, "no_file", "Choose an image (the field `file`).")
-        if upload.size > limits.max_asset_bytes:
-            raise too_large(upload.size, limits.max_asset_bytes)
-        if not upload.size:
-            raise Refused(400, "empty_file", "The file is empty.")
-        used = board.live_bytes + board.asset_bytes
-        if used >= limits.max_board_bytes:
-            raise board_full(used, upload.size, limits.max_board_bytes)
-        cleaned = clean(upload.read(), limits.max_asset_pixels)
-        asset = store(request, board, cleaned, limits.max_board_bytes)
+        board = await sync_to_async(upload_allowed)(request, slug, limits)
+        handler = LimitedUpload(request, limits.max_asset_bytes)
+        request.upload_handlers.insert(0, handler)
+        received = await sync_to_async(receive)(request, board, handler, limits)
+        if isinstance(received, HttpResponse):
+            return received  # the CSRF check's refusal
+        cleaned = await clean_in_worker(received, limits.max_asset_pixels)
+        asset = await sync_to_async(store)(
+            request, board, cleaned, limits.max_board_bytes
+        )
     except Refused as refused:
         return refused.response()
     body = {
@@ -391,6 +382,110 @@ def receive(request: HttpRequest, board: Board, handler: LimitedUpload) -> HttpR
         "bytes": asset.bytes,
     }
     return JsonResponse(body, status=201)
+
+
+def upload_allowed(request: HttpRequest, slug: str, limits: Any) -> Board:
+    """The board, if the requester may add images to it and the request is
+    not larger than an image may be; else Refused."""
+    board, role = board_and_role(request, slug)
+    if role not in (Role.EDITOR, Role.OWNER):
+        raise Refused(403, "forbidden", "Only the board's editors can add images.")
+    if board.locked:
+        raise Refused(403, "forbidden", "The board is locked.")
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limits.max_asset_bytes + MULTIPART_SLACK:
+        raise too_large(length, limits.max_asset_bytes)
+    return board
+
+
+def receive(
+    request: HttpRequest, board: Board, handler: LimitedUpload, limits: Any
+) -> bytes | HttpResponse:
+    """The uploaded file's bytes once the CSRF check passed (else its 403
+    response), or Refused."""
+    middleware = CsrfViewMiddleware(lambda request: HttpResponse())
+    middleware.process_request(request)
+    refusal = middleware.process_view(request, receive, (), {})
+    if refusal is not None:
+        return refusal
+    upload = request.FILES.get("file")
+    if handler.too_large:
+        raise too_large(limits.max_asset_bytes + 1, limits.max_asset_bytes)
+    if upload is None:
+        raise Refused(400, "no_file", "Choose an image (the field `file`).")
+    if upload.size > limits.max_asset_bytes:
+        raise too_large(upload.size, limits.max_asset_bytes)
+    if not upload.size:
+        raise Refused(400, "empty_file", "The file is empty.")
+    used = board.live_bytes + board.asset_bytes
+    if used >= limits.max_board_bytes:
+        raise board_full(used, upload.size, limits.max_board_bytes)
+    return upload.read()
+
+
+# -- the image worker -----------------------------------------------------------------
+
+_pool: ProcessPoolExecutor | None = None
+_waiting = 0
+_lock = threading.Lock()
+
+
+def busy() -> Refused:
+    return Refused(
+        503,
+        "busy",
+        "The server is busy with other images; try again in a few seconds.",
+    )
+
+
+def image_pool() -> ProcessPoolExecutor:
+    """The child processes that decode uploads, started at the first upload.
+    Decoding an image of 40 megapixels takes seconds of CPU and hundreds of MB:
+    in the server process it would hold the GIL against the event loop of
+    every socket, and its memory for good."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(
+                max_workers=settings.WHITEBOARD_IMAGE_WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=thumbnails.worker_setup,
+                # (Overridden settings, as in tests, have no SETTINGS_MODULE.)
+                initargs=(
+                    settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
+                ),
+                # A fresh child now and then gives the memory of large
+                # images back to the system.
+                max_tasks_per_child=50,
+            )
+        return _pool
+
+
+async def clean_in_worker(data: bytes, max_pixels: int) -> Cleaned:
+    """`clean` in the image worker; Refused(503, "busy") when
+    WHITEBOARD_IMAGE_QUEUE uploads of this process are waiting already, or
+    when the worker died (the system killed it for its memory)."""
+    global _pool, _waiting
+    with _lock:
+        if _waiting >= settings.WHITEBOARD_IMAGE_QUEUE:
+            raise busy()
+        _waiting += 1
+    try:
+        pool = image_pool()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, clean, data, max_pixels)
+    except BrokenProcessPool:
+        log.warning("The image worker died; a new one starts at the next upload")
+        with _lock:
+            if _pool is pool:
+                _pool = None
+        raise busy()
+    finally:
+        with _lock:
+            _waiting -= 1
 
 
 def store(request: HttpRequest, board: Board, cleaned: Cleaned, limit: int) -> Asset:

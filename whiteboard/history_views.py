@@ -24,6 +24,10 @@ class Refused(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
+    def __reduce__(self) -> tuple[type[Refused], tuple[int, str, str]]:
+        # Raised in the image worker process (assets.clean) and pickled back.
+        return (Refused, (self.status, self.code, self.message))
+
     def response(self) -> JsonResponse:
         body = {"error": self.code, "message": self.message}
         return JsonResponse(body, status=self.status)

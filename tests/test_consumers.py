@@ -264,7 +264,7 @@ async def test_welcome_has_exactly_the_protocol_shape_then_empty_snapshot(
         "features",
     }
     assert welcome["protocol"] == 1
-    assert welcome["features"] == ["epoch", "image", "note", "viewport"]
+    assert welcome["features"] == ["epoch", "follow", "image", "note", "viewport"]
     assert welcome["board"] == {
         "slug": "team",
         "title": "Team board",

@@ -103,10 +103,10 @@ def test_every_kind_has_its_style_fields_and_a_note_has_no_width():
 
 
 def test_features_list_the_version_1_1_additions_epoch_first():
-    assert p.FEATURES == ("epoch", "image", "note", "viewport")
+    assert p.FEATURES == ("epoch", "follow", "image", "note", "viewport")
     assert json.loads(frames.welcome(board={}, you={}, users=[], seq=0, limits=LIMITS))[
         "features"
-    ] == ["epoch", "image", "note", "viewport"]
+    ] == ["epoch", "follow", "image", "note", "viewport"]
 
 
 def test_close_codes_match_the_contract():

@@ -42,7 +42,7 @@ def set_board(board, **values):
 
 async def test_welcome_lists_the_features(board, connect):
     a = await connect()
-    assert a.welcome["features"] == ["epoch", "image", "note", "viewport"]
+    assert a.welcome["features"] == ["epoch", "follow", "image", "note", "viewport"]
 
 
 async def test_viewport_reaches_others_never_its_sender(board, connect):
@@ -135,6 +135,11 @@ async def test_a_viewer_and_a_locked_board_may_send_viewports(board, connect):
         viewport(w="800"),
         viewport(y=True),
         viewport(zoom=2),
+        viewport(follows=""),
+        viewport(follows=7),
+        viewport(follows=["x"]),
+        viewport(follows="no spaces"),
+        viewport(follows="x" * 65),
         {"type": "viewport", "x": 0, "y": 0, "w": 800},
     ],
 )
@@ -145,6 +150,25 @@ async def test_bad_viewport_is_bad_message_and_not_shown(board, connect, frame):
     await error(a, "bad_message")
     await b.quiet(2 * VIEWPORT_INTERVAL)
     assert not any(f["type"] == "viewports" for f in b.skipped)
+
+
+async def test_whom_a_viewport_follows_is_passed_on(board, connect):
+    """Feature "follow": `follows` (a sid or null) reaches the others; a viewport
+    without it, or with null, is passed on without it."""
+    a = await connect()
+    b = await connect()
+    await a.recv_type("joined")
+    await a.send(viewport(1, 2, 3, 4, follows=b.sid))
+    assert await b.recv_type("viewports") == {
+        "type": "viewports",
+        "viewports": [{**seen(a, 1, 2, 3, 4), "follows": b.sid}],
+    }
+    await a.send(viewport(1, 2, 3, 4, follows=None))
+    assert await b.recv_type("viewports") == {
+        "type": "viewports",
+        "viewports": [seen(a, 1, 2, 3, 4)],
+    }
+    await a.quiet()
 
 
 async def test_a_viewports_cid_is_an_unknown_field_and_is_echoed(board, connect):
@@ -219,7 +243,8 @@ async def test_viewports_cross_processes(start_server, live_db, redis_url):
         await read_state(alice)
         async with second.open(slug) as bob:
             welcome, _ = await read_state(bob)
-            assert welcome["features"] == ["epoch", "image", "note", "viewport"]
+            features = ["epoch", "follow", "image", "note", "viewport"]
+            assert welcome["features"] == features
             assert json.loads(await alice.recv())["type"] == "joined"
             await bob.send(json.dumps(viewport(-5, 6.5, 1280, 720)))
             got = json.loads(await alice.recv())

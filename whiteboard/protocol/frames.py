@@ -306,9 +306,15 @@ def cursors(items: Iterable[str]) -> str:
     return '{"type":"' + CURSORS + '","cursors":[' + ",".join(items) + "]}"
 
 
-def viewport_item(sid: str, x: float, y: float, w: float, h: float) -> str:
-    """One entry of a `viewports` frame (version 1.1), encoded once."""
-    return encode({"sid": sid, "x": x, "y": y, "w": w, "h": h})
+def viewport_item(
+    sid: str, x: float, y: float, w: float, h: float, follows: str | None = None
+) -> str:
+    """One entry of a `viewports` frame (version 1.1), encoded once; `follows`
+    only when the sender follows someone."""
+    item: dict = {"sid": sid, "x": x, "y": y, "w": w, "h": h}
+    if follows is not None:
+        item["follows"] = follows
+    return encode(item)
 
 
 def viewports(items: Iterable[str]) -> str:

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 PROTOCOL_VERSION = 1
 # The version 1.1 additions this server supports, listed in `welcome`.
-FEATURES = ("epoch", "image", "note", "viewport")
+FEATURES = ("epoch", "follow", "image", "note", "viewport")
 
 # Client message types. Dispatch is a closed allow-list: a client's `type` is only
 # ever compared with these, never used as a handler or channel-layer event name.
@@ -278,6 +278,7 @@ class Viewport:
     y: float
     w: float
     h: float
+    follows: str | None = None  # the sid whose view this client follows ("follow")
 
 
 @dataclass(frozen=True)

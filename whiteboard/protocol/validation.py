@@ -562,6 +562,16 @@ _SIDE = _Field(_check_side, _SIDE_RULE)
 
 
 def _validate_viewport(env: Envelope, limits: Limits) -> Viewport:
+    # `follows` (feature "follow") is the one optional field: null or a sid.
+    follows = env.data.get("follows")
+    if "follows" in env.data:
+        if follows is not None and not (
+            type(follows) is str and ID_RE.fullmatch(follows)  # a sid's shape
+        ):
+            text = "viewport field 'follows' must be null or a sid"
+            raise BadMessage(text, env.cid)
+        rest = {key: value for key, value in env.data.items() if key != "follows"}
+        env = Envelope(env.type, env.cid, rest)
     data = _check_keys(env)
     counts = range(0)  # viewports have no points
     return Viewport(
@@ -569,6 +579,7 @@ def _validate_viewport(env: Envelope, limits: Limits) -> Viewport:
         _checked("y", data["y"], "y", counts, env.cid),
         _checked_by(_SIDE, data["w"], "w", counts, env.cid),
         _checked_by(_SIDE, data["h"], "h", counts, env.cid),
+        follows,
     )
 
 

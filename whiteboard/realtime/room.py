@@ -275,8 +275,16 @@ class Room:
     def cursor(self, sid: str, x: float, y: float) -> None:
         self.volatile.add(("cursor", sid), frames.cursor_item(sid, x, y))
 
-    def viewport(self, sid: str, x: float, y: float, w: float, h: float) -> None:
-        self.viewports.add(sid, frames.viewport_item(sid, x, y, w, h))
+    def viewport(
+        self,
+        sid: str,
+        x: float,
+        y: float,
+        w: float,
+        h: float,
+        follows: str | None = None,
+    ) -> None:
+        self.viewports.add(sid, frames.viewport_item(sid, x, y, w, h, follows))
 
     def draft(self, sid: str, element: dict | None) -> None:
         text = frames.draft(sid, element)

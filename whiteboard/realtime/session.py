@@ -512,7 +512,9 @@ class Session:
         assert self.room is not None
         viewport = validate(envelope, self.limits)
         assert isinstance(viewport, messages.Viewport)
-        self.room.viewport(self.sid, viewport.x, viewport.y, viewport.w, viewport.h)
+        self.room.viewport(
+            self.sid, viewport.x, viewport.y, viewport.w, viewport.h, viewport.follows
+        )
 
     def handle_draft(self, envelope: Envelope) -> None:
         assert self.room is not None

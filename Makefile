@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run run-multi test test-default test-default-then-smoke test-scaleout test-browser bench-smoke lint format \
-	bench bench-frames soak install clean
+	js-lint js-test js-format bench bench-frames soak install clean
 
 # A local run: embedded defaults (SQLite, in-memory channel layer), DEBUG on.
 # --noreload: daphne then handles SIGINT/SIGTERM itself and closes every socket
@@ -41,6 +41,7 @@ test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory js-lint js-test
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.test_settings
 	@echo "The two passes run side by side; each one's output appears when it ends."
 	$(MAKE) -j2 --output-sync=target test-default-then-smoke test-scaleout
@@ -94,10 +95,30 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory js-lint
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(MAKE) --no-print-directory js-format
+
+# The page's JavaScript (static/whiteboard/js/) and its unit tests (tests/js/):
+# Biome lints and formats them (biome.json), Node's own test runner runs the
+# tests. Biome is the one npm package, pinned in package-lock.json and installed
+# into ./node_modules; Node 18 or newer (Debian's nodejs) runs everything.
+JS_DIRS := static/whiteboard/js tests/js
+BIOME := node_modules/.bin/biome
+
+# Lint and format check; any finding fails, warnings too (as ruff's do).
+js-lint: node_modules/.package-lock.json
+	$(BIOME) ci --error-on-warnings $(JS_DIRS)
+
+js-test: node_modules/.package-lock.json
+	node --test --test-reporter=spec tests/js/*.test.mjs
+
+# Formats, sorts imports and applies Biome's safe fixes, like `ruff format` + `ruff check --fix`.
+js-format: node_modules/.package-lock.json
+	$(BIOME) check --write $(JS_DIRS)
 
 install: $(VENV)/.dev
 
@@ -112,5 +133,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
 
+# npm writes node_modules/.package-lock.json on every install: the stamp.
+node_modules/.package-lock.json: package.json package-lock.json
+	scripts/system-deps.sh js
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles artifacts
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache staticfiles artifacts

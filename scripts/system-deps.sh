@@ -1,6 +1,6 @@
 #!/bin/sh
 # Make sure the system programs a target needs are installed.
-# Usage: scripts/system-deps.sh run|test
+# Usage: scripts/system-deps.sh run|test|js   (js: only what the JavaScript checks need)
 # As root with apt-get, missing packages are installed; elsewhere this prints
 # exactly what to install and fails, so no test is ever skipped for a missing tool.
 # The browser tests drive Debian's own Chromium (/usr/bin/chromium) through
@@ -13,9 +13,19 @@ have() { command -v "$1" >/dev/null 2>&1; }
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 # A font the page's text renders with; without any, Chromium draws no glyphs.
 have_font() { [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; }
+# The JavaScript lint and unit tests (make js-lint, make js-test): Node 18 or
+# newer for its test runner, npm to install the pinned Biome from package-lock.json.
+have_node() { have node && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)'; }
+have_js_tools() { have_node && have npm; }
 
-have python3 && have_python_venv || need="$need python3 python3-venv"
-if [ "${1:-run}" = "test" ]; then
+mode="${1:-run}"
+if [ "$mode" = "js" ]; then
+    have_js_tools || need="$need nodejs npm"
+else
+    have python3 && have_python_venv || need="$need python3 python3-venv"
+fi
+if [ "$mode" = "test" ]; then
+    have_js_tools || need="$need nodejs npm"
     have redis-server || need="$need redis-server"
     { [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ]; } || need="$need postgresql"
     [ -x /usr/bin/chromium ] || need="$need chromium"

@@ -131,10 +131,25 @@ class BoardPage:
         expect(button).to_have_attribute("aria-pressed", "true")
 
     def color(self, value):
-        self.page.locator("input#color").fill(value)
+        """Pick a colour: its palette swatch if there is one, else the custom picker."""
+        swatch = self.page.locator(f'button[data-color="{value.lower()}"]')
+        if swatch.count():
+            swatch.click()
+            expect(swatch).to_have_attribute("aria-pressed", "true")
+        else:
+            self.page.locator("input#color").fill(value)
+        expect(self.page.locator("input#color")).to_have_value(value.lower())
 
     def width(self, value):
-        self.page.locator("input#width").fill(str(value))
+        """Click the line width preset nearest to `value` (ties: the thicker one)."""
+        presets = self.page.locator("button[data-width]")
+        found = presets.evaluate_all("buttons => buttons.map(b => b.dataset.width)")
+        widths = [int(w) for w in found]
+        nearest = min(widths, key=lambda w: (abs(w - value), -w))
+        button = self.page.locator(f'button[data-width="{nearest}"]')
+        button.click()
+        expect(button).to_have_attribute("aria-pressed", "true")
+        return nearest
 
     def at(self, x, y):
         """Page coordinates of the point (x, y) of the drawing surface."""

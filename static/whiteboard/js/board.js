@@ -2,12 +2,16 @@
 // the tools and the page together, and handles every frame of PROTOCOL.md v1.
 
 import { Connection } from "./connection.js";
+import { CLOSE, FINAL_CLOSES } from "./constants.js";
 import { exportPng, exportSvg } from "./export.js";
+import { Follow } from "./follow.js";
+import { ImageUploads, onAssetLoad, setAssetBase } from "./images.js";
 import { Input } from "./input.js";
+import { LiveNotes, NoteEditor, NoteTool } from "./notes.js";
 import { Presence } from "./presence.js";
 import { Renderer } from "./render.js";
-import { hitTest, unionBox } from "./shapes.js";
-import { Store, newId } from "./store.js";
+import { hitTest, takesStyle, unionBox } from "./shapes.js";
+import { newId, Store } from "./store.js";
 import { TextTool } from "./text.js";
 import { makeTools } from "./tools.js";
 import * as ui from "./ui.js";
@@ -17,9 +21,9 @@ const READONLY_VIEWER = "You can view this board but not draw on it.";
 const READONLY_LOCKED = "This board is locked.";
 // Shown when the socket is closed for good (the error frame's message wins).
 const FINAL_REASONS = {
-  4401: "This board is private: log in to open it.",
-  4403: "You no longer have access to this board.",
-  4404: "This board no longer exists.",
+  [CLOSE.LOGIN_REQUIRED]: "This board is private: log in to open it.",
+  [CLOSE.FORBIDDEN]: "You no longer have access to this board.",
+  [CLOSE.NOT_FOUND]: "This board no longer exists.",
 };
 
 // Every frame type of PROTOCOL.md v1 the server sends; each has an on_<type>.
@@ -31,6 +35,7 @@ const SERVER_TYPES = new Set([
   "error",
   "pong",
   "cursors",
+  "viewports",
   "draft",
   "joined",
   "left",
@@ -52,10 +57,18 @@ class Board {
       this.viewport,
     );
     this.presence = new Presence(this);
+    this.follow = new Follow(this, (text) => ui.notice(text));
     this.renderer.drawOverlay = (ctx) => this.drawOverlay(ctx);
     this.renderer.caching = new URLSearchParams(location.search).get("nocache") !== "1";
     this.selection = new Set();
-    this.tools = makeTools(this, new TextTool(this, surface));
+    this.noteEditor = new NoteEditor(this, surface);
+    this.liveNotes = new LiveNotes(this.store);
+    this.tools = makeTools(this, new TextTool(this, surface), {
+      note: new NoteTool(this, this.noteEditor, () => ui.noteColor()),
+    });
+    setAssetBase(`/b/${encodeURIComponent(config.slug)}/assets/`);
+    onAssetLoad(() => this.renderer.invalidate());
+    this.images = new ImageUploads(this, surface);
     this.toolName = "pen";
     // The role the page was rendered for, until `welcome` says it again.
     this.info = { slug: config.slug, title: config.title, role: config.role, locked: config.locked };
@@ -140,7 +153,7 @@ class Board {
     const list = this.store.list();
     for (let i = list.length - 1; i >= 0; i--) {
       const el = list[i];
-      if (exclude && exclude.has(el.id)) continue;
+      if (exclude?.has(el.id)) continue;
       if (hitTest(el, x, y, tolerance)) return el;
     }
     return null;
@@ -182,6 +195,7 @@ class Board {
     this.targetSeq = frame.seq;
     this.snapshotBuffer = [];
     this.setInfo(frame.board);
+    this.follow.welcome(frame);
     this.presence.welcome(frame);
   }
 
@@ -251,15 +265,22 @@ class Board {
     this.presence.cursors(frame.cursors);
   }
 
+  on_viewports(frame) {
+    this.follow.viewports(frame.viewports);
+  }
+
   on_draft(frame) {
-    this.presence.draft(frame.sid, frame.element);
+    if (this.liveNotes.draft(frame.sid, frame.element)) this.renderer.schedule();
+    else this.presence.draft(frame.sid, frame.element);
   }
 
   on_joined(frame) {
     this.presence.joined(frame.user);
+    this.follow.joined();
   }
 
   on_left(frame) {
+    this.follow.left(frame.sid);
     this.presence.left(frame.sid);
   }
 
@@ -273,12 +294,14 @@ class Board {
 
   closed(code) {
     this.synced = false;
+    this.follow.reset();
     this.presence.reset();
-    if (![4401, 4403, 4404].includes(code)) return;
+    if (!FINAL_CLOSES.has(code)) return;
     this.closedFinally = true;
     const reason = this.lastError ? this.lastError.message : FINAL_REASONS[code];
     ui.setStatus("offline", "Disconnected");
-    ui.setReadonly(reason, code === 4401 ? { href: this.config.loginUrl, text: "Log in" } : null);
+    const login = code === CLOSE.LOGIN_REQUIRED ? { href: this.config.loginUrl, text: "Log in" } : null;
+    ui.setReadonly(reason, login);
     this.tool().cancel();
   }
 
@@ -307,6 +330,7 @@ class Board {
       fit: () => this.fit(),
       "zoom-in": () => this.zoom(1.25),
       "zoom-out": () => this.zoom(0.8),
+      "insert-image": () => this.readonly() || document.getElementById("image-file").click(),
       "export-png": () => exportPng(this.store.list(), this.config.slug),
       "export-svg": () => exportSvg(this.store.list(), this.config.slug, this.info.title),
     };
@@ -327,7 +351,7 @@ class Board {
     if (this.toolName !== "select" || this.readonly()) return;
     for (const id of this.selection) {
       const el = this.store.get(id);
-      if (el && el[field] !== value)
+      if (el && takesStyle(el, field) && el[field] !== value)
         this.commit({ type: "update", cid: newId(), id, set: { [field]: value } });
     }
   }
@@ -339,6 +363,7 @@ class Board {
   }
 
   fit() {
+    this.follow.userMoved();
     this.viewport.fit(unionBox(this.store.list()));
     this.renderer.viewChanged(false);
   }
@@ -352,6 +377,7 @@ class Board {
   }
 
   zoom(factor) {
+    this.follow.userMoved();
     this.viewport.zoomAt(this.viewport.width / 2, this.viewport.height / 2, factor);
     this.renderer.viewChanged(false);
   }
@@ -362,6 +388,8 @@ class Board {
   }
 
   drawOverlay(ctx) {
+    this.liveNotes.drawOverlay(ctx);
+    this.noteEditor.place();
     this.presence.drawOverlay(ctx);
     this.tool().drawOverlay(ctx);
     if (this.toolName !== "select" && this.selection.size) this.tools.select.drawOverlay(ctx);
@@ -386,5 +414,10 @@ window.whiteboard = Object.freeze({
   },
   get viewport() {
     return board.viewport.state();
+  },
+  /** Follow mode: whom this page follows (a sid or null) and the others' latest rectangles by sid. */
+  get follow() {
+    const viewports = Object.fromEntries([...board.follow.rects].map(([sid, rect]) => [sid, { ...rect }]));
+    return { following: board.follow.target, viewports };
   },
 });

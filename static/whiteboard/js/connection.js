@@ -3,13 +3,12 @@
 // same token bucket the server uses (ops_per_second), so a burst of queued ops
 // after a reconnect is not refused as rate_limited.
 
+import { CLOSE, DEFAULT_LIMITS, FINAL_CLOSES } from "./constants.js";
+
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 30000;
-// After these close codes the page does not reconnect (PROTOCOL.md).
-const FINAL_CLOSES = new Set([4401, 4403, 4404]);
 // A server that said `bye` (1012) is restarting: the first retry waits 1-2 s
 // instead of 0.25-0.5 s, since the old process may still hold its port.
-const RESTART_CLOSE = 1012;
 const RESTART_FIRST_ATTEMPT = 2;
 
 export class Connection {
@@ -24,8 +23,8 @@ export class Connection {
     this.ws = null;
     this.attempt = 0;
     this.timers = {};
-    this.limits = { ops_per_second: 50, heartbeat_seconds: 20, max_frame_bytes: 262144 };
-    this.tokens = 50;
+    this.limits = { ...DEFAULT_LIMITS };
+    this.tokens = this.limits.ops_per_second;
     this.refilledAt = performance.now();
     this.stopped = false;
     this.epoch = null;
@@ -86,7 +85,7 @@ export class Connection {
       this.stopped = true;
       return;
     }
-    if (code === RESTART_CLOSE) this.attempt = Math.max(this.attempt, RESTART_FIRST_ATTEMPT);
+    if (code === CLOSE.RESTART) this.attempt = Math.max(this.attempt, RESTART_FIRST_ATTEMPT);
     this.scheduleRetry();
   }
 
@@ -112,14 +111,14 @@ export class Connection {
   reconnect() {
     if (this.stopped) return;
     this.attempt = 0;
-    if (this.ws) this.ws.close(1000, "reconnect");
+    if (this.ws) this.ws.close(CLOSE.NORMAL, "reconnect");
     else this.open();
   }
 
   /** Give up on a socket that went silent without waiting for its close. */
   drop() {
     const ws = this.ws;
-    this.closed(ws, 1006);
+    this.closed(ws, CLOSE.ABNORMAL);
     ws.close();
   }
 

@@ -1,13 +1,19 @@
 // Export the board as PNG (drawn with the same code as the screen) or SVG
 // (built as text; every user string is XML-escaped, every colour re-checked).
+// Images are loaded before the PNG is drawn; the SVG embeds them as data: URLs,
+// so it stands alone.
 
+import { assetDataUrl, loadAsset } from "./images.js";
 import {
-  LINE_HEIGHT,
-  TEXT_FONT,
   absPoints,
   arrowHead,
+  boxOf,
   drawElement,
+  LINE_HEIGHT,
+  NOTE_PAD,
+  noteLines,
   strokeCommands,
+  TEXT_FONT,
   textLines,
   unionBox,
 } from "./shapes.js";
@@ -31,7 +37,13 @@ function download(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
-export function exportPng(elements, slug) {
+function assetIds(elements) {
+  return [...new Set(elements.filter((el) => el.kind === "image").map((el) => el.asset))];
+}
+
+/** Download the board as a PNG, once every image in it has loaded (or failed to). */
+export async function exportPng(elements, slug) {
+  await Promise.all(assetIds(elements).map(loadAsset));
   const [x, y, w, h] = area(elements);
   const scale = Math.min(2, MAX_PNG_SIDE / Math.max(w, h));
   const canvas = document.createElement("canvas");
@@ -72,8 +84,10 @@ function pathData(cmds) {
     .join(" ");
 }
 
-function svgElement(el) {
+function svgElement(el, i, images) {
   if (el.kind === "text") return svgText(el);
+  if (el.kind === "note") return svgNote(el, i);
+  if (el.kind === "image") return svgImage(el, images.get(el.asset));
   if (el.kind === "rect") {
     const [x, y] = [Math.min(el.x, el.x + el.w), Math.min(el.y, el.y + el.h)];
     return `<rect x="${num(x)}" y="${num(y)}" width="${num(Math.abs(el.w))}" height="${num(Math.abs(el.h))}" ${styleAttrs(el, true)}/>`;
@@ -98,18 +112,50 @@ function svgText(el) {
   return `<text font-family="${escapeXml(TEXT_FONT)}" font-size="${num(el.size)}" fill="${color(el.color)}" opacity="${num(el.opacity ?? 1)}" dominant-baseline="text-before-edge" xml:space="preserve">${lines.join("")}</text>`;
 }
 
-export function svgDocument(elements, title) {
+/** A note: its rounded box in its colour, its wrapped text clipped to the box. */
+function svgNote(el, i) {
+  const box = `x="${num(el.x)}" y="${num(el.y)}" width="${num(el.w)}" height="${num(el.h)}" rx="6"`;
+  const step = el.size * LINE_HEIGHT;
+  const lines = noteLines(el).map(
+    (line, n) =>
+      `<tspan x="${num(el.x + NOTE_PAD)}" y="${num(el.y + NOTE_PAD + n * step)}">${escapeXml(line)}</tspan>`,
+  );
+  return [
+    `<g opacity="${num(el.opacity ?? 1)}">`,
+    `<clipPath id="note-clip-${i}"><rect ${box}/></clipPath>`,
+    `<rect ${box} fill="${color(el.fill)}"/>`,
+    `<text clip-path="url(#note-clip-${i})" font-family="${escapeXml(TEXT_FONT)}" font-size="${num(el.size)}" fill="${color(el.color)}" dominant-baseline="text-before-edge" xml:space="preserve">${lines.join("")}</text>`,
+    `</g>`,
+  ].join("");
+}
+
+/** An image embedded as a data: URL (flipped for a negative w or h); a grey box without one. */
+function svgImage(el, dataUrl) {
+  if (!dataUrl) {
+    const [x0, y0, x1, y1] = boxOf(el);
+    return `<rect x="${num(x0)}" y="${num(y0)}" width="${num(x1 - x0)}" height="${num(y1 - y0)}" fill="#e6e8eb"/>`;
+  }
+  const flip = `translate(${num(el.x)} ${num(el.y)}) scale(${el.w < 0 ? -1 : 1} ${el.h < 0 ? -1 : 1})`;
+  return `<image href="${escapeXml(dataUrl)}" x="0" y="0" width="${num(Math.abs(el.w))}" height="${num(Math.abs(el.h))}" preserveAspectRatio="none" opacity="${num(el.opacity ?? 1)}" transform="${flip}"/>`;
+}
+
+/** The SVG text of the board; `images` maps asset ids to data: URLs. */
+export function svgDocument(elements, title, images = new Map()) {
   const [x, y, w, h] = area(elements);
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="${num(x)} ${num(y)} ${num(w)} ${num(h)}" width="${num(w)}" height="${num(h)}">`,
     `<title>${escapeXml(title)}</title>`,
     `<rect x="${num(x)}" y="${num(y)}" width="${num(w)}" height="${num(h)}" fill="#ffffff"/>`,
-    ...elements.map(svgElement),
+    ...elements.map((el, i) => svgElement(el, i, images)),
     `</svg>`,
   ].join("\n");
 }
 
-export function exportSvg(elements, slug, title) {
-  download(new Blob([svgDocument(elements, title)], { type: "image/svg+xml" }), `${slug}.svg`);
+/** Download the board as an SVG, its images fetched and embedded first. */
+export async function exportSvg(elements, slug, title) {
+  const ids = assetIds(elements);
+  const urls = await Promise.all(ids.map((id) => assetDataUrl(id).catch(() => null)));
+  const images = new Map(ids.map((id, i) => [id, urls[i]]));
+  download(new Blob([svgDocument(elements, title, images)], { type: "image/svg+xml" }), `${slug}.svg`);
 }

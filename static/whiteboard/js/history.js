@@ -47,7 +47,7 @@ class Failed extends Error {}
 async function getJson(url) {
   const answer = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
   const data = await answer.json().catch(() => null);
-  if (!answer.ok || !data) throw new Failed((data && data.message) || `The server answered ${answer.status}.`);
+  if (!answer.ok || !data) throw new Failed(data?.message || `The server answered ${answer.status}.`);
   return data;
 }
 
@@ -109,7 +109,13 @@ class History {
     this.surface = $("#board");
     this.store = new ShownStore();
     this.viewport = new Viewport();
-    this.renderer = new Renderer(this.surface, $("#board-canvas"), $("#overlay-canvas"), this.store, this.viewport);
+    this.renderer = new Renderer(
+      this.surface,
+      $("#board-canvas"),
+      $("#overlay-canvas"),
+      this.store,
+      this.viewport,
+    );
     this.renderer.drawOverlay = (ctx) => this.drawOverlay(ctx);
     this.slider = $("#seq-slider");
     this.bind();
@@ -226,10 +232,7 @@ class History {
     this.surface.dataset.state = "loading";
     let state, op;
     try {
-      [state, op] = await Promise.all([
-        getJson(`${this.config.stateUrl}?at=${seq}`),
-        this.opAt(seq),
-      ]);
+      [state, op] = await Promise.all([getJson(`${this.config.stateUrl}?at=${seq}`), this.opAt(seq)]);
     } catch (err) {
       if (token === this.token) {
         this.surface.dataset.state = "error";
@@ -289,7 +292,9 @@ class History {
     const moment = new Date(value);
     if (!value || Number.isNaN(moment.getTime())) return;
     try {
-      const data = await getJson(`${this.config.historyUrl}?time=${encodeURIComponent(moment.toISOString())}`);
+      const data = await getJson(
+        `${this.config.historyUrl}?time=${encodeURIComponent(moment.toISOString())}`,
+      );
       await this.go(data.seq);
     } catch (err) {
       this.message(err.message, "error");
@@ -437,7 +442,9 @@ class History {
       }
       const total = $("#element-ops").children.length;
       if (this.elementNext === null) {
-        status.textContent = total ? `${total === 1 ? "1 op" : `${total} ops`}, back to the start of the history.` : "No op touched it.";
+        status.textContent = total
+          ? `${total === 1 ? "1 op" : `${total} ops`}, back to the start of the history.`
+          : "No op touched it.";
       } else {
         status.textContent = `Looked back to seq ${this.elementNext}.`;
       }
@@ -463,7 +470,7 @@ class History {
       });
       const data = await answer.json().catch(() => null);
       if (!answer.ok || !data) {
-        this.message((data && data.message) || `The server answered ${answer.status}.`, "error");
+        this.message(data?.message || `The server answered ${answer.status}.`, "error");
         return;
       }
       this.message(`The board is back as it was after seq ${data.restored_to}.`, "success", {

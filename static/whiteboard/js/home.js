@@ -1,8 +1,10 @@
 // The home page's "recently visited" list, kept in localStorage by the board page.
 
+import { RECENT_KEY } from "./constants.js";
+
 function recent() {
   try {
-    const list = JSON.parse(localStorage.getItem("whiteboard.recent") || "[]");
+    const list = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
     return Array.isArray(list) ? list.filter((b) => b && /^[a-z0-9-]{1,64}$/.test(b.slug)) : [];
   } catch {
     return [];

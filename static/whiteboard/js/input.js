@@ -1,6 +1,7 @@
 // Pointer, wheel and keyboard input on the board. Pointer events cover mouse,
 // touch and pen alike. Pan: space-drag, middle button, two fingers (or any
 // finger on a read-only board). Zoom: wheel (and trackpad pinch), two-finger pinch.
+// Moving the view by hand ends follow mode.
 
 const WHEEL_ZOOM = 0.0015;
 
@@ -73,6 +74,7 @@ export class Input {
     if (!this.pointers.has(event.pointerId)) return;
     this.pointers.set(event.pointerId, at);
     if (this.mode === "pan") {
+      this.app.follow.userMoved();
       this.app.viewport.panBy(at[0] - this.last[0], at[1] - this.last[1]);
       this.last = at;
       this.app.renderer.viewChanged(true);
@@ -91,6 +93,7 @@ export class Input {
     const distance = Math.hypot(a[0] - b[0], a[1] - b[1]) || 1;
     const center = mid(a, b);
     const view = this.app.viewport;
+    this.app.follow.userMoved();
     view.panBy(center[0] - this.pinch.center[0], center[1] - this.pinch.center[1]);
     view.zoomAt(center[0], center[1], distance / this.pinch.distance);
     this.pinch = { distance, center };
@@ -125,6 +128,7 @@ export class Input {
     event.preventDefault();
     const unit = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? 400 : 1;
     const [sx, sy] = this.local(event);
+    this.app.follow.userMoved();
     if (event.shiftKey && !event.ctrlKey) {
       this.app.viewport.panBy(-event.deltaY * unit, -event.deltaX * unit);
     } else {
@@ -135,12 +139,16 @@ export class Input {
 
   keydown(event) {
     if (isTyping(event.target)) return;
+    // Space on a focused button presses it (a person in the people list, say), it does not pan.
+    if (event.key === " " && event.target instanceof HTMLButtonElement) return;
     if (event.key === " ") {
       this.space = true;
       this.surface.classList.add("can-pan");
       event.preventDefault();
       return;
     }
+    // Escape also stops following someone (and still deselects).
+    if (event.key === "Escape") this.app.follow.stop();
     const action = shortcut(event);
     if (action) {
       event.preventDefault();
@@ -163,6 +171,7 @@ const TOOL_KEYS = {
   r: "rect",
   o: "ellipse",
   t: "text",
+  n: "note",
   e: "eraser",
   v: "select",
 };
@@ -179,6 +188,7 @@ export function shortcut(event) {
   if (key === "f") return "fit";
   if (key === "+" || key === "=") return "zoom-in";
   if (key === "-") return "zoom-out";
+  if (key === "i") return "insert-image";
   return TOOL_KEYS[key] ? `tool:${TOOL_KEYS[key]}` : null;
 }
 

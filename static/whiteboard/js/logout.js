@@ -3,14 +3,13 @@
 // computer the next person sees neither. Unsent changes are counted first, and
 // the user may stay logged in to let them reach the server.
 
-const PENDING_PREFIX = "whiteboard.pending.";
-const RECENT = "whiteboard.recent";
+import { LOGOUT_EVENT, PENDING_KEY_PREFIX, RECENT_KEY } from "./constants.js";
 
 function pendingKeys() {
   const keys = [];
   for (let i = 0; i < localStorage.length; i += 1) {
     const key = localStorage.key(i);
-    if (key && key.startsWith(PENDING_PREFIX)) keys.push(key);
+    if (key?.startsWith(PENDING_KEY_PREFIX)) keys.push(key);
   }
   return keys;
 }
@@ -40,9 +39,9 @@ function confirmDiscard(count) {
 
 export function clearBrowser() {
   // First: an open board page stops writing its queue back (store.js).
-  document.dispatchEvent(new CustomEvent("whiteboard:logout"));
+  document.dispatchEvent(new CustomEvent(LOGOUT_EVENT));
   for (const key of pendingKeys()) localStorage.removeItem(key);
-  localStorage.removeItem(RECENT);
+  localStorage.removeItem(RECENT_KEY);
 }
 
 function bind() {

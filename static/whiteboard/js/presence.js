@@ -5,9 +5,9 @@
 
 import { drawElement } from "./shapes.js";
 import * as ui from "./ui.js";
+import { COORD_LIMIT } from "./viewport.js";
 
 const SEND_EVERY_MS = 50;
-const COORD_LIMIT = 1000000;
 // A draft not refreshed for this long is dropped: its author's add or
 // withdrawal went missing (say it was refused while the server relayed drafts).
 const DRAFT_TTL_MS = 15000;
@@ -33,7 +33,7 @@ export class Presence {
     this.users = new Map(frame.users.map((u) => [u.sid, u]));
     this.cursorAt.clear();
     this.drafts.clear();
-    ui.renderPeople(this.me, this.users);
+    this.renderPeople();
   }
 
   /** Disconnected: nobody else is known to be here until the next `welcome`. */
@@ -41,13 +41,18 @@ export class Presence {
     this.users.clear();
     this.cursorAt.clear();
     this.drafts.clear();
-    ui.renderPeople(this.me, this.users);
+    this.renderPeople();
     this.board.renderer.schedule();
+  }
+
+  /** The people list, with who follows whom (follow mode). */
+  renderPeople() {
+    ui.renderPeople(this.me, this.users, this.board.follow ? this.board.follow.peopleState() : null);
   }
 
   joined(user) {
     this.users.set(user.sid, user);
-    ui.renderPeople(this.me, this.users);
+    this.renderPeople();
     ui.notice(`${user.name} joined.`);
   }
 
@@ -56,7 +61,7 @@ export class Presence {
     this.users.delete(sid);
     this.cursorAt.delete(sid);
     this.drafts.delete(sid);
-    ui.renderPeople(this.me, this.users);
+    this.renderPeople();
     if (user) ui.notice(`${user.name} left.`);
     this.board.renderer.schedule();
   }

@@ -2,8 +2,18 @@
 // Elements are the protocol's objects, never mutated: a change makes a new
 // object, so the derived geometry is cached per object in a WeakMap.
 
+import { NOTE_SIDE_MAX, NOTE_SIDE_MIN } from "./constants.js";
+import { assetImage } from "./images.js";
+
 export const TEXT_FONT = "system-ui, -apple-system, 'Segoe UI', sans-serif";
 export const LINE_HEIGHT = 1.25;
+// Notes (PROTOCOL.md 1.1): the text keeps this far from the note's edges.
+export const NOTE_PAD = 12;
+export const NOTE_MIN = NOTE_SIDE_MIN;
+export const NOTE_MAX = NOTE_SIDE_MAX;
+const NOTE_RADIUS = 6;
+const IMAGE_LOADING = "#e6e8eb";
+const BOXED = new Set(["rect", "ellipse", "note", "image"]);
 
 const cache = new WeakMap();
 let measureCtx = null;
@@ -11,6 +21,103 @@ let measureCtx = null;
 function measure() {
   if (!measureCtx) measureCtx = document.createElement("canvas").getContext("2d");
   return measureCtx;
+}
+
+// The style fields each kind has (PROTOCOL.md 1.1): a note has no width, an image only opacity.
+const KIND_STYLE = { note: ["color", "fill", "opacity"], image: ["opacity"] };
+const STYLE = ["color", "width", "fill", "opacity"];
+
+/** Whether `field` (color, width, fill, opacity) is a style field of the element's kind. */
+export function takesStyle(el, field) {
+  return (KIND_STYLE[el.kind] || STYLE).includes(field);
+}
+
+/** Whether the element is a box (x, y, w, h) that the select tool can resize. */
+export function isBoxed(el) {
+  return BOXED.has(el.kind);
+}
+
+/** The box of a boxed element as [minX, minY, maxX, maxY], whatever the signs of w and h. */
+export function boxOf(el) {
+  const [x1, y1] = [el.x + el.w, el.y + el.h];
+  return [Math.min(el.x, x1), Math.min(el.y, y1), Math.max(el.x, x1), Math.max(el.y, y1)];
+}
+
+/**
+ * Lines of `text` that fit `maxWidth` as measured by `widthOf(string)`: words wrap at spaces,
+ * a word longer than a line is cut, and newlines are kept.
+ */
+export function wrapText(text, maxWidth, widthOf) {
+  const lines = [];
+  for (const paragraph of String(text).split("\n")) {
+    let line = "";
+    for (const word of paragraph.split(/(?<= )/)) {
+      if (widthOf(line + word) <= maxWidth || !line) line += word;
+      else {
+        lines.push(line.trimEnd());
+        line = word;
+      }
+      while (widthOf(line.trimEnd()) > maxWidth && Array.from(line).length > 1) {
+        const [head, rest] = cutToFit(line, maxWidth, widthOf);
+        lines.push(head);
+        line = rest;
+      }
+    }
+    lines.push(line.trimEnd());
+  }
+  return lines;
+}
+
+/** The longest head of `line` (at least one character) that fits, and the rest. */
+function cutToFit(line, maxWidth, widthOf) {
+  const chars = Array.from(line);
+  let n = 1;
+  while (n < chars.length && widthOf(chars.slice(0, n + 1).join("")) <= maxWidth) n++;
+  return [chars.slice(0, n).join(""), chars.slice(n).join("")];
+}
+
+/** The lines a note shows, wrapped inside its box; cached per element. */
+export function noteLines(el) {
+  const geo = geometry(el);
+  if (!geo.lines) {
+    const ctx = measure();
+    ctx.font = `${el.size}px ${TEXT_FONT}`;
+    geo.lines = wrapText(el.text, Math.max(1, el.w - 2 * NOTE_PAD), (s) => ctx.measureText(s).width);
+  }
+  return geo.lines;
+}
+
+/**
+ * The box of a boxed element after dragging its `handle` ("nw", "ne", "sw", "se") to `point`:
+ * the opposite corner stays; `keepAspect` keeps the width to height ratio; each side stays
+ * within [min, max]. Returns {x, y, w, h} with the element's own signs of w and h (a flipped
+ * image stays flipped).
+ */
+export function resizeBox(el, handle, [px, py], { keepAspect = false, min = 1, max = Infinity } = {}) {
+  const [x0, y0, x1, y1] = boxOf(el);
+  const fx = handle.includes("w") ? x1 : x0;
+  const fy = handle.includes("n") ? y1 : y0;
+  const dirX = handle.includes("w") ? -1 : 1;
+  const dirY = handle.includes("n") ? -1 : 1;
+  const clamp = (n) => Math.min(max, Math.max(min, n));
+  let w = clamp((px - fx) * dirX);
+  let h = clamp((py - fy) * dirY);
+  const [w0, h0] = [x1 - x0, y1 - y0];
+  if (keepAspect && w0 > 0 && h0 > 0) {
+    const k = Math.max(w / w0, h / h0);
+    const lo = Math.max(min / w0, min / h0);
+    const hi = Math.min(max / w0, max / h0);
+    const s = Math.min(hi, Math.max(lo, k));
+    [w, h] = [w0 * s, h0 * s];
+  }
+  const left = dirX > 0 ? fx : fx - w;
+  const top = dirY > 0 ? fy : fy - h;
+  return {
+    x: round(el.w < 0 ? left + w : left),
+    y: round(el.h < 0 ? top + h : top),
+    w: round(el.w < 0 ? -w : w),
+    h: round(el.h < 0 ? -h : h),
+  };
 }
 
 /** Absolute points of a stroke, line or arrow. */
@@ -82,6 +189,7 @@ function textBox(el) {
 
 function computeBox(el) {
   if (el.kind === "text") return textBox(el);
+  if (el.kind === "note" || el.kind === "image") return boxOf(el);
   const pad = el.width / 2 + (el.kind === "arrow" ? Math.max(10, el.width * 3) : 0);
   let box;
   if (el.points) {
@@ -117,7 +225,7 @@ export function bbox(el) {
 
 export function path(el) {
   const geo = geometry(el);
-  if (!geo.path && el.kind !== "text") geo.path = buildPath(el);
+  if (!geo.path && el.kind !== "text" && el.kind !== "note" && el.kind !== "image") geo.path = buildPath(el);
   return geo.path;
 }
 
@@ -128,7 +236,17 @@ export function drawElement(ctx, el, cached = true) {
     ctx.fillStyle = el.color;
     ctx.font = `${el.size}px ${TEXT_FONT}`;
     ctx.textBaseline = "top";
-    textLines(el).forEach((line, i) => ctx.fillText(line, el.x, el.y + i * el.size * LINE_HEIGHT));
+    textLines(el).forEach((line, i) => {
+      ctx.fillText(line, el.x, el.y + i * el.size * LINE_HEIGHT);
+    });
+    return;
+  }
+  if (el.kind === "note") {
+    drawNote(ctx, el);
+    return;
+  }
+  if (el.kind === "image") {
+    drawImage(ctx, el);
     return;
   }
   const p = cached ? path(el) : buildPath(el);
@@ -141,6 +259,57 @@ export function drawElement(ctx, el, cached = true) {
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.stroke(p);
+}
+
+/** A rounded rectangle's outline as a new path. */
+export function roundedRect(x, y, w, h, r) {
+  const p = new Path2D();
+  const k = Math.max(0, Math.min(r, w / 2, h / 2));
+  p.moveTo(x + k, y);
+  p.arcTo(x + w, y, x + w, y + h, k);
+  p.arcTo(x + w, y + h, x, y + h, k);
+  p.arcTo(x, y + h, x, y, k);
+  p.arcTo(x, y, x + w, y, k);
+  p.closePath();
+  return p;
+}
+
+/** A sticky note: its colour with a soft shadow, then its text wrapped and clipped to the box. */
+function drawNote(ctx, el) {
+  const box = roundedRect(el.x, el.y, el.w, el.h, NOTE_RADIUS);
+  ctx.save();
+  ctx.shadowColor = "rgba(0, 0, 0, 0.18)";
+  ctx.shadowBlur = 8;
+  ctx.shadowOffsetY = 2;
+  ctx.fillStyle = el.fill;
+  ctx.fill(box);
+  ctx.restore();
+  ctx.save();
+  ctx.clip(box);
+  ctx.fillStyle = el.color || "#1f2328";
+  ctx.font = `${el.size}px ${TEXT_FONT}`;
+  ctx.textBaseline = "top";
+  const step = el.size * LINE_HEIGHT;
+  noteLines(el).forEach((line, i) => {
+    ctx.fillText(line, el.x + NOTE_PAD, el.y + NOTE_PAD + i * step);
+  });
+  ctx.restore();
+}
+
+/** An image once its file is loaded (flipped for a negative w or h); a grey box until then. */
+function drawImage(ctx, el) {
+  const img = assetImage(el.asset);
+  const [x0, y0, x1, y1] = boxOf(el);
+  if (!img) {
+    ctx.fillStyle = IMAGE_LOADING;
+    ctx.fillRect(x0, y0, x1 - x0, y1 - y0);
+    return;
+  }
+  ctx.save();
+  ctx.translate(el.x, el.y);
+  ctx.scale(el.w < 0 ? -1 : 1, el.h < 0 ? -1 : 1);
+  ctx.drawImage(img, 0, 0, Math.abs(el.w), Math.abs(el.h));
+  ctx.restore();
 }
 
 function segmentDistance(px, py, [ax, ay], [bx, by]) {
@@ -192,8 +361,8 @@ function hitRect(el, px, py, reach) {
 export function hitTest(el, px, py, tolerance) {
   const [x0, y0, x1, y1] = bbox(el);
   if (px < x0 - tolerance || px > x1 + tolerance || py < y0 - tolerance || py > y1 + tolerance) return false;
+  if (el.kind === "text" || el.kind === "note" || el.kind === "image") return true;
   const reach = el.width / 2 + tolerance;
-  if (el.kind === "text") return true;
   if (el.kind === "rect") return hitRect(el, px, py, reach);
   if (el.kind === "ellipse") return hitEllipse(el, px, py, reach);
   const pts = absPoints(el);

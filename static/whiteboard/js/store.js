@@ -3,9 +3,11 @@
 // cid comes back, rolled back if refused). Follows PROTOCOL.md "How to
 // converge": every id keeps its last `v`, tombstones included.
 
+import { LOGOUT_EVENT, PENDING_KEY_PREFIX } from "./constants.js";
+
 export class Store {
   constructor(slug) {
-    this.storageKey = `whiteboard.pending.${slug}`;
+    this.storageKey = `${PENDING_KEY_PREFIX}${slug}`;
     this.entries = new Map(); // id -> {el: element | null (tombstone), v}
     this.order = []; // ids in stacking order, bottom first, tombstones too
     this.seq = 0;
@@ -21,7 +23,7 @@ export class Store {
     this.listeners = [];
     // Logging out (logout.js) discards the queue: this page must not write it back.
     this.discarded = false;
-    document.addEventListener("whiteboard:logout", () => {
+    document.addEventListener(LOGOUT_EVENT, () => {
       this.discarded = true;
     });
     this.rebuildOverlay();
@@ -93,6 +95,8 @@ export class Store {
     }
     const drop = new Set(confirmed);
     if (drop.size) this.removePending(drop, false);
+    // Others' changes under this page's pending ones: those are shown on the new state.
+    else if (full && this.pending.length) this.rebuildOverlay();
     if (full || added.length) this.emit({ full, added: full ? [] : added });
     return confirmed;
   }
@@ -102,7 +106,7 @@ export class Store {
     if (op.op === "add") return this.applyAdd(op);
     if (op.op === "update") {
       const entry = this.entries.get(op.id);
-      if (!entry || !entry.el || op.seq <= entry.v) return false;
+      if (!entry?.el || op.seq <= entry.v) return false;
       entry.el = { ...entry.el, ...op.set, v: op.seq };
       entry.v = op.seq;
       return true;

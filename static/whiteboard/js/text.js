@@ -3,10 +3,9 @@
 // The typed text reaches the canvas only through fillText and the DOM only as
 // the textarea's value: it is never parsed as markup.
 
-import { LINE_HEIGHT, TEXT_FONT, round } from "./shapes.js";
+import { TEXT_MAX_CHARS } from "./constants.js";
+import { LINE_HEIGHT, round, TEXT_FONT } from "./shapes.js";
 import { newId } from "./store.js";
-
-const TEXT_MAX = 2000;
 
 export class TextTool {
   constructor(app, container) {
@@ -84,7 +83,7 @@ export class TextTool {
     this.editor = null;
     const chars = Array.from(editor.value.replace(/\r\n?/g, "\n"));
     editor.remove();
-    const text = chars.slice(0, TEXT_MAX).join("");
+    const text = chars.slice(0, TEXT_MAX_CHARS).join("");
     if (!commit || !text.trim()) return;
     const [x, y] = this.at;
     const element = {

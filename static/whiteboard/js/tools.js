@@ -3,11 +3,24 @@
 // `app.commit(msg)` (add, update or delete). Drawing tools also send drafts so
 // others watch the shape grow.
 
-import { bbox, boxesIntersect, drawElement, hitTest, moved, round, unionBox } from "./shapes.js";
+import {
+  bbox,
+  boxesIntersect,
+  boxOf,
+  drawElement,
+  isBoxed,
+  moved,
+  NOTE_MAX,
+  NOTE_MIN,
+  resizeBox,
+  round,
+  unionBox,
+} from "./shapes.js";
 import { newId } from "./store.js";
 
 const MIN_STEP_PX = 1.5; // pen points closer than this on screen are dropped
 const HIT_PX = 6;
+const HANDLE_PX = 8; // the side of a resize handle on screen
 
 function style(app) {
   return { color: app.color(), width: app.width(), fill: null, opacity: 1 };
@@ -80,7 +93,8 @@ class ShapeTool extends PenTool {
 
   shape([x, y]) {
     const [sx, sy] = this.start;
-    const base = { id: this.id || (this.id = newId()), kind: this.kind, x: sx, y: sy, ...style(this.app) };
+    if (!this.id) this.id = newId();
+    const base = { id: this.id, kind: this.kind, x: sx, y: sy, ...style(this.app) };
     if (this.kind === "rect" || this.kind === "ellipse")
       return { ...base, w: round(x - sx), h: round(y - sy) };
     return {
@@ -94,7 +108,7 @@ class ShapeTool extends PenTool {
 
   move(point, event) {
     if (!this.start) return;
-    this.el = this.shape(event && event.shiftKey ? this.snap(point) : point);
+    this.el = this.shape(event?.shiftKey ? this.snap(point) : point);
     this.app.draft(this.el);
   }
 
@@ -167,7 +181,7 @@ class EraserTool {
   end() {
     const ids = this.ids;
     this.ids = null;
-    if (ids && ids.size) this.app.commit({ type: "delete", cid: newId(), ids: [...ids] });
+    if (ids?.size) this.app.commit({ type: "delete", cid: newId(), ids: [...ids] });
     this.app.renderer.hidden.clear();
     this.app.renderer.invalidate();
   }
@@ -181,14 +195,60 @@ class EraserTool {
   drawOverlay() {}
 }
 
-/** Click to select (Shift adds), drag to move, drag on empty space to box-select. */
+/** The corners of a boxed element, as [name, x, y]. */
+function corners(el) {
+  const [x0, y0, x1, y1] = boxOf(el);
+  return [
+    ["nw", x0, y0],
+    ["ne", x1, y0],
+    ["sw", x0, y1],
+    ["se", x1, y1],
+  ];
+}
+
+/**
+ * The element's box after a handle drag: images keep their aspect ratio unless Shift is
+ * held, other boxes keep it only with Shift; notes stay within the protocol's sizes.
+ */
+export function resizedElement(el, handle, point, shift) {
+  const keepAspect = el.kind === "image" ? !shift : shift;
+  const sides = el.kind === "note" ? { min: NOTE_MIN, max: NOTE_MAX } : { min: 1 };
+  return { ...el, ...resizeBox(el, handle, point, { keepAspect, ...sides }) };
+}
+
+/**
+ * Click to select (Shift adds), drag to move, drag on empty space to box-select;
+ * one selected box (rectangle, ellipse, note, image) has corner handles to resize it.
+ */
 class SelectTool {
   constructor(app) {
     this.app = app;
     this.drag = null;
   }
 
+  /** The one selected element that can be resized, or null. */
+  resizable() {
+    if (this.app.selection.size !== 1) return null;
+    const el = this.app.store.get([...this.app.selection][0]);
+    return el && isBoxed(el) ? el : null;
+  }
+
+  handleAt([x, y]) {
+    const el = this.resizable();
+    if (!el) return null;
+    const reach = HANDLE_PX / this.app.viewport.scale;
+    const corner = corners(el).find(([, cx, cy]) => Math.abs(x - cx) <= reach && Math.abs(y - cy) <= reach);
+    return corner ? { el, handle: corner[0] } : null;
+  }
+
   begin([x, y], event) {
+    const grip = this.handleAt([x, y]);
+    if (grip) {
+      this.drag = { resize: grip.handle, el: grip.el, from: [x, y], to: [x, y], shift: event.shiftKey };
+      this.app.renderer.hidden.add(grip.el.id);
+      this.app.renderer.invalidate();
+      return;
+    }
     const tolerance = HIT_PX / this.app.viewport.scale;
     const hit = this.app.topmostAt(x, y, tolerance);
     const sel = this.app.selection;
@@ -207,9 +267,10 @@ class SelectTool {
     this.app.selectionChanged();
   }
 
-  move(point) {
+  move(point, event) {
     if (!this.drag) return;
     this.drag.to = point;
+    this.drag.shift = Boolean(event?.shiftKey);
     this.app.overlayChanged();
   }
 
@@ -217,7 +278,8 @@ class SelectTool {
     const drag = this.drag;
     this.drag = null;
     if (!drag) return;
-    if (drag.band) this.selectBand(drag);
+    if (drag.resize) this.resize(drag);
+    else if (drag.band) this.selectBand(drag);
     else this.moveSelection(drag);
     this.app.renderer.hidden.clear();
     this.app.renderer.invalidate();
@@ -249,27 +311,42 @@ class SelectTool {
     }
   }
 
+  /** One update of x, y, w and h when the handle was dragged at all. */
+  resize(drag) {
+    const el = this.app.store.get(drag.el.id);
+    if (!el) return;
+    const next = resizedElement(el, drag.resize, drag.to, drag.shift);
+    const set = {};
+    for (const key of ["x", "y", "w", "h"]) if (next[key] !== el[key]) set[key] = next[key];
+    if (Object.keys(set).length) this.app.commit({ type: "update", cid: newId(), id: el.id, set });
+  }
+
   cancel() {
     this.drag = null;
     this.app.renderer.hidden.clear();
     this.app.renderer.invalidate();
   }
 
+  /** The selected elements as they show now: moved or resized by the drag in progress. */
+  shownSelection() {
+    const drag = this.drag;
+    const dx = drag && !drag.band && !drag.resize ? drag.to[0] - drag.from[0] : 0;
+    const dy = drag && !drag.band && !drag.resize ? drag.to[1] - drag.from[1] : 0;
+    const selected = [...this.app.selection].map((id) => this.app.store.get(id)).filter(Boolean);
+    return selected.map((el) => {
+      if (drag?.resize && el.id === drag.el.id) return resizedElement(el, drag.resize, drag.to, drag.shift);
+      return dx || dy ? moved(el, dx, dy) : el;
+    });
+  }
+
   drawOverlay(ctx) {
     const drag = this.drag;
-    const dx = drag && !drag.band ? drag.to[0] - drag.from[0] : 0;
-    const dy = drag && !drag.band ? drag.to[1] - drag.from[1] : 0;
-    const selected = [...this.app.selection].map((id) => this.app.store.get(id)).filter(Boolean);
-    for (const el of selected) {
-      const shown = dx || dy ? moved(el, dx, dy) : el;
-      if (this.app.renderer.hidden.has(el.id)) drawElement(ctx, shown);
-    }
-    outline(
-      ctx,
-      unionBox(selected.map((el) => (dx || dy ? moved(el, dx, dy) : el))),
-      this.app.viewport.scale,
-    );
-    if (drag && drag.band) {
+    const shown = this.shownSelection();
+    for (const el of shown) if (this.app.renderer.hidden.has(el.id)) drawElement(ctx, el);
+    const scale = this.app.viewport.scale;
+    outline(ctx, unionBox(shown), scale);
+    if (shown.length === 1 && isBoxed(shown[0]) && !drag?.band) handles(ctx, shown[0], scale);
+    if (drag?.band) {
       const [a, b] = [drag.from, drag.to];
       outline(
         ctx,
@@ -277,6 +354,18 @@ class SelectTool {
         this.app.viewport.scale,
       );
     }
+  }
+}
+
+function handles(ctx, el, scale) {
+  const side = HANDLE_PX / scale;
+  ctx.globalAlpha = 1;
+  ctx.fillStyle = "#ffffff";
+  ctx.strokeStyle = "#0969da";
+  ctx.lineWidth = 1 / scale;
+  for (const [, x, y] of corners(el)) {
+    ctx.fillRect(x - side / 2, y - side / 2, side, side);
+    ctx.strokeRect(x - side / 2, y - side / 2, side, side);
   }
 }
 
@@ -290,9 +379,11 @@ function outline(ctx, box, scale) {
   ctx.setLineDash([]);
 }
 
-export function makeTools(app, textTool) {
+/** Every tool by name; `extra` adds the tools made elsewhere (text, note). */
+export function makeTools(app, textTool, extra = {}) {
   const pen = new PenTool(app);
   return {
+    ...extra,
     pen,
     line: new ShapeTool(app, "line"),
     arrow: new ShapeTool(app, "arrow"),

@@ -1,9 +1,11 @@
 // The mapping between board coordinates and the screen: screen = (board - origin) * scale.
 
-const MIN_SCALE = 0.02;
-const MAX_SCALE = 40;
-// The protocol keeps every coordinate within +-1,000,000: the view's centre
-// stays well inside, so what is drawn and every cursor sent is in range.
+export const MIN_SCALE = 0.02;
+export const MAX_SCALE = 40;
+/** The protocol's bound on every coordinate: +-1,000,000. */
+export const COORD_LIMIT = 1000000;
+// The view's centre stays well inside COORD_LIMIT, so what is drawn and every
+// cursor sent is in range.
 const CENTRE_LIMIT = 850000;
 
 export class Viewport {
@@ -14,6 +16,17 @@ export class Viewport {
     this.width = 1; // CSS pixels
     this.height = 1;
     this.version = 0; // bumped on every change, so caches can tell
+    this.listeners = [];
+  }
+
+  /** Call `listener(reason)` after every change: "resize", "pan", "zoom", "fit" or "set". */
+  onChange(listener) {
+    this.listeners.push(listener);
+  }
+
+  changed(reason) {
+    this.version++;
+    for (const listener of this.listeners) listener(reason);
   }
 
   toBoard(sx, sy) {
@@ -32,13 +45,14 @@ export class Viewport {
   resize(width, height) {
     this.width = Math.max(1, width);
     this.height = Math.max(1, height);
-    this.version++;
+    this.changed("resize");
   }
 
   panBy(dx, dy) {
     this.x -= dx / this.scale;
     this.y -= dy / this.scale;
     this.clamp();
+    this.changed("pan");
   }
 
   /** Zoom by `factor`, keeping the board point under (sx, sy) in place. */
@@ -48,6 +62,7 @@ export class Viewport {
     this.x = bx - sx / this.scale;
     this.y = by - sy / this.scale;
     this.clamp();
+    this.changed("zoom");
   }
 
   /** Show the whole box with a margin; an empty board goes back to the origin. */
@@ -62,7 +77,16 @@ export class Viewport {
       this.x = (box[0] + box[2]) / 2 - this.width / 2 / this.scale;
       this.y = (box[1] + box[3]) / 2 - this.height / 2 / this.scale;
     }
-    this.version++;
+    this.changed("fit");
+  }
+
+  /** Show exactly this view (top-left corner and scale), as follow mode computes it. */
+  setView({ x, y, scale }) {
+    this.scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, scale));
+    this.x = x;
+    this.y = y;
+    this.clamp();
+    this.changed("set");
   }
 
   /** Whether the whole box is on screen now. */
@@ -76,10 +100,10 @@ export class Viewport {
     const cy = this.y + this.height / 2 / this.scale;
     this.x += Math.max(-CENTRE_LIMIT, Math.min(CENTRE_LIMIT, cx)) - cx;
     this.y += Math.max(-CENTRE_LIMIT, Math.min(CENTRE_LIMIT, cy)) - cy;
-    this.version++;
   }
 
+  /** The view as plain data: top-left corner, scale and the screen size in CSS pixels. */
   state() {
-    return { x: this.x, y: this.y, scale: this.scale };
+    return { x: this.x, y: this.y, scale: this.scale, width: this.width, height: this.height };
   }
 }

@@ -47,8 +47,9 @@ LINE_HEIGHT = 1.25
 BARB_ANGLE = 0.45
 # Text smaller than this many pixels is drawn as bars of its colour, not glyphs.
 SMALLEST_GLYPHS = 4
-# A note's text starts this far (board px) inside its box, as on the page.
-NOTE_PADDING = 10
+# A note's text starts this far (board px) inside its box, as on the page
+# (shapes.js, NOTE_PAD).
+NOTE_PADDING = 12
 # Uploads read for one render (the topmost images); the others are grey boxes,
 # as is an image whose upload cannot be read.
 MAX_IMAGES = 24

@@ -34,6 +34,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -219,3 +220,9 @@ def stop_listening(reactor: Any) -> None:
     for reader in list(reactor.getReaders()):
         if isinstance(reader, Port):
             reader.stopListening()
+            # Twisted closes the socket on the reactor's next turn, after the
+            # shutdown has begun sending `bye`: until then the kernel still
+            # accepts connections, and a client on a busy host got in. Closed
+            # now; Port.connectionLost closes it again, harmlessly.
+            with contextlib.suppress(OSError):
+                reader.socket.close()

@@ -23,7 +23,7 @@ import time
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -79,6 +79,13 @@ touch = on_database(services.presence_touch)
 restore = on_database(services.presence_restore)
 # Its failures are counted by GroupCommitter.commit_part, batch by batch.
 commit_boards = database_sync_to_async(services.ops_commit_boards)
+# Batches with an undo or redo (a history scan, up to seconds for a big one)
+# commit in a thread of their own, one at a time, while the other boards' ops
+# keep committing in the database thread beside them.
+HISTORY_COMMITS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-commit")
+commit_history = database_sync_to_async(
+    services.ops_commit_boards, thread_sensitive=False, executor=HISTORY_COMMITS
+)
 # In a thread of its own: a checkpoint replays up to WHITEBOARD_CHECKPOINT_OPS
 # ops, which commits need not wait behind.
 ensure_checkpoint = database_sync_to_async(
@@ -120,11 +127,18 @@ class GroupCommitter:
 
     Batches that rooms hand in while a transaction is running wait for the
     next one, which commits them all (see services.ops_commit_boards).
+
+    A batch with an undo or redo scans its author's history: it is committed
+    aside, in a thread of its own (`commit_history`), so that the other
+    boards' batches, those waiting with it and those arriving while it
+    commits, do not wait for it. A room hands in one batch at a time, so a
+    board's batches still commit in order.
     """
 
     def __init__(self) -> None:
         self.waiting: list[tuple[int, list[OpRequest], Limits, asyncio.Future]] = []
         self.task: asyncio.Task[None] | None = None
+        self.aside: set[asyncio.Task[None]] = set()
 
     async def commit(
         self, board_id: int, requests: list[OpRequest], limits: Limits
@@ -140,20 +154,23 @@ class GroupCommitter:
         try:
             while self.waiting:
                 group, self.waiting = self.waiting, []
-                # Batches with an undo or redo scan history: they commit after
-                # the others, whose rooms need not wait for them.
                 alone = [g for g in group if services.needs_own_transaction(g[1])]
                 plain = [g for g in group if g not in alone]
-                for part in (plain, alone):
-                    if part:
-                        await self.commit_part(part)
+                for batch in alone:
+                    task = asyncio.get_running_loop().create_task(
+                        self.commit_part([batch], commit_history)
+                    )
+                    self.aside.add(task)
+                    task.add_done_callback(self.aside.discard)
+                if plain:
+                    await self.commit_part(plain, commit_boards)
         finally:
             self.task = None
 
-    async def commit_part(self, part: list) -> None:
+    async def commit_part(self, part: list, commit: Any) -> None:
         started = time.perf_counter()
         try:
-            results = await commit_boards(batches=[g[:3] for g in part])
+            results = await commit(batches=[g[:3] for g in part])
         except Exception as exc:  # the whole transaction failed
             if isinstance(exc, DatabaseError):
                 metrics.database_error()

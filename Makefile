@@ -111,7 +111,7 @@ BIOME := node_modules/.bin/biome
 
 # Lint and format check; any finding fails, warnings too (as ruff's do).
 js-lint: node_modules/.package-lock.json
-	$(BIOME) ci --error-on-warnings $(JS_DIRS)
+	$(BIOME) ci --error-on-warnings --colors=off $(JS_DIRS)
 
 js-test: node_modules/.package-lock.json
 	node --test --test-reporter=spec tests/js/*.test.mjs

@@ -105,7 +105,8 @@ def open_board(request, browser, daphne, artifacts):
     `open_board(slug)` waits until the page is online; `server=` picks another
     server, `context=` reuses a user's context (their cookies and localStorage),
     `touch=True` gives a touch screen, `login=(username, password)` logs in
-    through the site's login form first.
+    through the site's login form first. A test marked `clean_console` fails
+    if any page logged an error to its console (a refused request included).
     A failing test leaves a screenshot and the console output of every page in
     the artifacts.
     """
@@ -129,9 +130,12 @@ def open_board(request, browser, daphne, artifacts):
     yield open_page
     save_pages(request.node, opened, artifacts)
     errors = [error for board_page, _ in opened for error in board_page.errors]
+    logged = [m.text for _, console in opened for m in console if m.type == "error"]
     for context in {board_page.page.context for board_page, _ in opened}:
         context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
+    if request.node.get_closest_marker("clean_console"):
+        assert not logged, f"errors in the pages' consoles: {logged}"
 
 
 def safe_name(name):

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from .boardpage import BoardPage
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.clean_console]
 
 MAGENTA = "#ff00ff"  # in no guest colour and nowhere in the page's chrome
 

@@ -20,6 +20,8 @@ from playwright.sync_api import expect
 
 from .pixels import Shot
 
+# Every test but the refused upload's (whose 415 the browser logs) keeps
+# the pages' consoles free of errors.
 pytestmark = pytest.mark.browser
 
 MAGENTA = "#ff00ff"
@@ -79,6 +81,7 @@ def images(elements):
     return [el for el in elements if el["kind"] == "image"]
 
 
+@pytest.mark.clean_console
 def test_a_note_typed_on_one_page_shows_on_the_other_while_typed_and_when_done(
     open_board, board, live_data
 ):
@@ -132,6 +135,7 @@ def test_a_note_typed_on_one_page_shows_on_the_other_while_typed_and_when_done(
     assert "width" not in stored
 
 
+@pytest.mark.clean_console
 def test_a_double_click_edits_a_note_again_with_the_select_tool(open_board, board):
     alice, bob = open_board(board), open_board(board)
     alice.tool("note")
@@ -152,6 +156,7 @@ def test_a_double_click_edits_a_note_again_with_the_select_tool(open_board, boar
         page.wait_for("els => els.length === 1 && els[0].text === 'First and second'")
 
 
+@pytest.mark.clean_console
 def test_a_pasted_image_is_uploaded_and_shows_on_the_other_page(
     open_board, board, live_data
 ):
@@ -172,6 +177,7 @@ def test_a_pasted_image_is_uploaded_and_shows_on_the_other_page(
     assert stored["kind"] == "image" and stored["asset"] == element["asset"]
 
 
+@pytest.mark.clean_console
 def test_a_dropped_image_lands_where_it_was_dropped_and_resizes_keeping_its_aspect(
     open_board, board, live_data
 ):
@@ -249,6 +255,7 @@ def test_a_file_that_is_not_an_image_is_refused_with_a_notice(
     assert [el["kind"] for el in live_data.elements(board)] == ["rect"]
 
 
+@pytest.mark.clean_console
 def test_the_png_export_holds_the_image_and_the_note(open_board, board):
     alice = open_board(board)
     send_file(alice, "paste", png_bytes())
@@ -271,6 +278,7 @@ def test_the_png_export_holds_the_image_and_the_note(open_board, board):
     assert exported.count(NOTE_YELLOW, 10) > 4 * 150 * 150
 
 
+@pytest.mark.clean_console
 def test_the_svg_export_embeds_the_image_as_a_data_url(open_board, board):
     alice = open_board(board)
     send_file(alice, "paste", png_bytes())
@@ -287,6 +295,7 @@ def test_the_svg_export_embeds_the_image_as_a_data_url(open_board, board):
     assert picture.getpixel((10, 10)) == (0, 0xA0, 0xA0)
 
 
+@pytest.mark.clean_console
 def test_the_palette_restyles_a_note_and_an_image_only_with_their_own_fields(
     open_board, board, live_data
 ):

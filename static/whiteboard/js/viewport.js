@@ -2,8 +2,9 @@
 
 export const MIN_SCALE = 0.02;
 export const MAX_SCALE = 40;
-/** The protocol's bound on every coordinate: +-1,000,000. */
-export const COORD_LIMIT = 1000000;
+// The protocol's bound on every coordinate (constants.js), for follow.js and presence.js.
+export { COORD_LIMIT } from "./constants.js";
+
 // The view's centre stays well inside COORD_LIMIT, so what is drawn and every
 // cursor sent is in range.
 const CENTRE_LIMIT = 850000;

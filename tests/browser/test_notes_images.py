@@ -327,3 +327,34 @@ def test_the_palette_restyles_a_note_and_an_image_only_with_their_own_fields(
     image, note = live_data.elements(board)
     assert "color" not in image and "width" not in image
     assert note["color"] == "#cf222e" and "width" not in note
+
+
+@pytest.mark.clean_console
+def test_a_note_colour_recolours_the_selected_notes(open_board, board, live_data):
+    """With only notes selected, the note colours replace the widths (a note
+    has none), and picking one sets the notes' fill, for everyone."""
+    alice, bob = open_board(board), open_board(board)
+    alice.tool("note")
+    alice.click_at(150, 150)
+    alice.page.keyboard.press("Escape")
+    alice.wait_for("els => els.length === 1")
+    alice.wait_confirmed()
+    note_colors = alice.page.locator("#note-colors")
+    widths = alice.page.locator("#widths")
+
+    alice.tool("select")
+    expect(note_colors).to_be_hidden()
+    alice.click_at(150, 150)
+    expect(note_colors).to_be_visible()
+    expect(widths).to_be_hidden()
+    alice.expect_sent(
+        "update", lambda: alice.page.locator('[data-note-color="#cfe8ff"]').click()
+    )
+    for page in (alice, bob):
+        page.wait_for("els => els[0].fill === '#cfe8ff'")
+    alice.wait_confirmed()
+    assert live_data.elements(board)[0]["fill"] == "#cfe8ff"
+
+    alice.page.keyboard.press("Escape")  # nothing selected: the widths again
+    expect(widths).to_be_visible()
+    expect(note_colors).to_be_hidden()

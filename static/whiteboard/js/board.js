@@ -145,7 +145,16 @@ class Board {
   }
 
   selectionChanged() {
+    this.markTool();
     this.renderer.schedule();
+  }
+
+  /** The toolbar shows the tool, and note colours instead of widths for a selection of notes only. */
+  markTool() {
+    const selected = [...this.selection].map((id) => this.store.get(id)).filter(Boolean);
+    const notesOnly =
+      this.toolName === "select" && selected.length > 0 && selected.every((el) => el.kind === "note");
+    ui.markTool(this.toolName, notesOnly);
   }
 
   /** The topmost element under a board point, skipping `exclude`. */
@@ -315,7 +324,9 @@ class Board {
   }
 
   storeChanged() {
+    const before = this.selection.size;
     for (const id of this.selection) if (!this.store.get(id)) this.selection.delete(id);
+    if (this.selection.size !== before) this.markTool();
   }
 
   // --- actions ----------------------------------------------------------------
@@ -326,7 +337,7 @@ class Board {
       undo: () => this.commit({ type: "undo", cid: newId() }),
       redo: () => this.commit({ type: "redo", cid: newId() }),
       delete: () => this.deleteSelection(),
-      deselect: () => this.selection.clear() || this.renderer.schedule(),
+      deselect: () => this.selection.clear() || this.selectionChanged(),
       fit: () => this.fit(),
       "zoom-in": () => this.zoom(1.25),
       "zoom-out": () => this.zoom(0.8),
@@ -342,17 +353,20 @@ class Board {
     this.tool().cancel();
     if (name !== "select") this.selection.clear();
     this.toolName = name;
-    ui.markTool(name);
+    this.markTool();
     this.renderer.schedule();
   }
 
-  /** Colour or width picked while elements are selected: they take it. */
+  /** Colour, width or note colour ("note-fill") picked while elements are selected: they take it. */
   restyleSelection(field, value) {
     if (this.toolName !== "select" || this.readonly()) return;
+    const noteFill = field === "note-fill";
+    const name = noteFill ? "fill" : field;
     for (const id of this.selection) {
       const el = this.store.get(id);
-      if (el && takesStyle(el, field) && el[field] !== value)
-        this.commit({ type: "update", cid: newId(), id, set: { [field]: value } });
+      if (!el || (noteFill && el.kind !== "note")) continue;
+      if (takesStyle(el, name) && el[name] !== value)
+        this.commit({ type: "update", cid: newId(), id, set: { [name]: value } });
     }
   }
 
@@ -360,6 +374,7 @@ class Board {
     if (!this.selection.size) return;
     this.commit({ type: "delete", cid: newId(), ids: [...this.selection] });
     this.selection.clear();
+    this.markTool();
   }
 
   fit() {

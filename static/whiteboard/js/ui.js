@@ -109,12 +109,16 @@ export function setTitle(title) {
   document.title = `${title} · Whiteboard`;
 }
 
-/** Show `name` as the chosen tool; the note tool swaps the width presets for note colours. */
-export function markTool(name) {
+/**
+ * Show `name` as the chosen tool. The note tool, and a selection of notes only
+ * (`notesSelected`), swap the width presets (notes have no width) for note colours.
+ */
+export function markTool(name, notesSelected = false) {
   markPressed("[data-tool]", "tool", name);
   $("#board").dataset.tool = name;
-  $("#widths").hidden = name === "note";
-  $("#note-colors").hidden = name !== "note";
+  const notes = name === "note" || notesSelected;
+  $("#widths").hidden = notes;
+  $("#note-colors").hidden = !notes;
 }
 
 /** The note colour picked in #note-colors (a note's `fill`). */
@@ -180,9 +184,10 @@ export function bindStyle(changed) {
     });
   }
   for (const swatch of document.querySelectorAll("[data-note-color]")) {
-    swatch.addEventListener("click", () =>
-      markPressed("[data-note-color]", "noteColor", swatch.dataset.noteColor),
-    );
+    swatch.addEventListener("click", () => {
+      markPressed("[data-note-color]", "noteColor", swatch.dataset.noteColor);
+      changed("note-fill", swatch.dataset.noteColor);
+    });
   }
   color.addEventListener("input", () => markColor(color.value));
   color.addEventListener("change", (event) => {

@@ -167,6 +167,13 @@ def make_user(db):
     return make
 
 
+@pytest.fixture
+def owner(make_user):
+    """olga, a registered user, to own boards (a module that needs more of her
+    defines its own)."""
+    return make_user("olga")
+
+
 def session_headers(user):
     """Headers of a browser logged in as `user`: Origin and a real session cookie."""
     http = HttpClient()

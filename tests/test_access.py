@@ -12,11 +12,6 @@ GUEST = AnonymousUser()
 
 
 @pytest.fixture
-def owner(make_user):
-    return make_user("olga")
-
-
-@pytest.fixture
 def stranger(make_user):
     return make_user("sam")
 

@@ -48,11 +48,6 @@ def stored_files(root):
 
 
 @pytest.fixture
-def owner(make_user):
-    return make_user("olga")
-
-
-@pytest.fixture
 def private(owner):
     return services.board_create(
         slug="secret", title="Secret", owner=owner, is_public=False

@@ -12,11 +12,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(make_user):
-    return make_user("olga")
-
-
-@pytest.fixture
 def mia(make_user):
     return make_user("mia")
 

@@ -20,11 +20,6 @@ LIMITS = p.Limits(max_elements=20)
 
 
 @pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("olga", password="pw")
-
-
-@pytest.fixture
 def drawn(owner):
     """A board with a history: adds, an update, a delete, a clear, an undo."""
     board = services.board_create(slug="drawn", title="Drawn <b>", owner=owner)

@@ -27,11 +27,6 @@ LIMITS = p.Limits(max_elements=20)
 
 
 @pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("olga", password="pw")
-
-
-@pytest.fixture
 def board(owner):
     return services.board_create(slug="team", title="Team", owner=owner)
 

@@ -1,8 +1,8 @@
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from whiteboard import services
+from whiteboard.management.users import user_named
 from whiteboard.models import Board
 
 
@@ -25,13 +25,7 @@ class Command(BaseCommand):
         if exist_ok and slug and Board.objects.filter(slug=slug).exists():
             self.stdout.write(f"Board {slug!r} already exists.")
             return
-        owner_user = None
-        if owner:
-            User = get_user_model()
-            try:
-                owner_user = User.objects.get_by_natural_key(owner)
-            except User.DoesNotExist as exc:
-                raise CommandError(f"There is no user {owner!r}.") from exc
+        owner_user = user_named(owner)
         try:
             board = services.board_create(
                 slug=slug, title=title, owner=owner_user, is_public=not private

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from whiteboard import portability, services
+from whiteboard.management.users import user_named
 
 
 class Command(BaseCommand):
@@ -24,13 +24,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file, slug, owner, public, replace, **options):
-        owner_user = None
-        if owner:
-            User = get_user_model()
-            try:
-                owner_user = User.objects.get_by_natural_key(owner)
-            except User.DoesNotExist as exc:
-                raise CommandError(f"There is no user {owner!r}.") from exc
+        owner_user = user_named(owner)
         try:
             data = Path(file).read_bytes()
         except OSError as exc:

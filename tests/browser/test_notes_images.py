@@ -72,6 +72,17 @@ def send_file(page, kind, data, name="picture.png", type_="image/png", at=(0, 0)
     )
 
 
+def write_note(page, text, at=(150, 150)):
+    """Place a note beside the board's one element, type `text`, finish."""
+    page.tool("note")
+    page.click_at(*at)
+    editor = page.page.locator("textarea#note-editor")
+    editor.press_sequentially(text)
+    editor.press("Escape")
+    page.wait_for(f"els => els.length === 2 && els[1].text === {text!r}")
+    page.wait_confirmed()
+
+
 def size(box):
     left, top, right, bottom = box
     return right - left, bottom - top
@@ -260,13 +271,7 @@ def test_the_png_export_holds_the_image_and_the_note(open_board, board):
     alice = open_board(board)
     send_file(alice, "paste", png_bytes())
     alice.wait_count(1)
-    alice.tool("note")
-    alice.click_at(150, 150)
-    editor = alice.page.locator("textarea#note-editor")
-    editor.press_sequentially("Export me")
-    editor.press("Escape")
-    alice.wait_for("els => els.length === 2 && els[1].text === 'Export me'")
-    alice.wait_confirmed()
+    write_note(alice, "Export me")
 
     with alice.page.expect_download() as download:
         alice.page.locator("button#export-png").click()
@@ -301,13 +306,7 @@ def test_the_palette_restyles_a_note_and_an_image_only_with_their_own_fields(
 ):
     alice, bob = open_board(board), open_board(board)
     send_file(alice, "paste", png_bytes())
-    alice.tool("note")
-    alice.click_at(150, 150)
-    editor = alice.page.locator("textarea#note-editor")
-    editor.press_sequentially("Hi")
-    editor.press("Escape")
-    alice.wait_for("els => els.length === 2 && els[1].text === 'Hi'")
-    alice.wait_confirmed()
+    write_note(alice, "Hi")
 
     alice.tool("select")
     alice.drag([(5, 5), (1000, 650)])  # a band around both

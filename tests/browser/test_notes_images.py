@@ -73,13 +73,13 @@ def send_file(page, kind, data, name="picture.png", type_="image/png", at=(0, 0)
 
 
 def write_note(page, text, at=(150, 150)):
-    """Place a note beside the board's one element, type `text`, finish."""
+    """Place a note at `at`, type `text`, finish: once the note is confirmed."""
     page.tool("note")
     page.click_at(*at)
     editor = page.page.locator("textarea#note-editor")
     editor.press_sequentially(text)
     editor.press("Escape")
-    page.wait_for(f"els => els.length === 2 && els[1].text === {text!r}")
+    page.wait_for(f"els => els.some(e => e.kind === 'note' && e.text === {text!r})")
     page.wait_confirmed()
 
 

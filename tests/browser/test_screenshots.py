@@ -4,10 +4,12 @@ import pytest
 from playwright.sync_api import expect
 
 from .pixels import Shot
+from .test_notes_images import TEAL, png_bytes, send_file, write_note
 
 pytestmark = pytest.mark.browser
 
 MAGENTA, CYAN = "#ff00ff", "#00ffff"
+NOTE_YELLOW = "#fff3a3"
 
 
 def draw_something(page):
@@ -18,6 +20,10 @@ def draw_something(page):
     page.drag([(150, 260), (400, 380)])
     page.type_text(160, 420, "Screenshot test")
     page.wait_count(3)
+    send_file(page, "drop", png_bytes(size=(240, 160)), at=(640, 220))
+    page.wait_count(4)
+    page.color("#1f2328")  # the note's text colour
+    write_note(page, "Sticky notes and images", at=(640, 480))
     page.wait_confirmed()
 
 
@@ -26,14 +32,17 @@ def test_a_screenshot_of_the_board_page_is_saved_as_an_artifact(
 ):
     alice, bob = open_board(board), open_board(board)
     draw_something(alice)
-    bob.wait_pixels(
-        lambda s: s.count(MAGENTA) > 100 and s.count(CYAN) > 100, "the drawing"
-    )
+
+    def drawn(shot):
+        colours = (MAGENTA, CYAN, TEAL, NOTE_YELLOW)
+        return all(shot.count(colour) > 100 for colour in colours)
+
+    bob.wait_pixels(drawn, "the drawing, the image and the note")
     path = artifacts / "board-page.png"
     bob.page.screenshot(path=path)
     shot = Shot(path.read_bytes())
     assert shot.image.size == (1280, 800)
-    assert shot.count(MAGENTA) > 100 and shot.count(CYAN) > 100
+    assert drawn(shot)
     expect(bob.page.locator("#people li")).to_have_count(2)
 
 

@@ -3,6 +3,7 @@ X-CSRFToken header): images are decoded in a bounded image worker process,
 whose queue and death end in 503 `busy`, while the boards' ops flow."""
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -66,12 +67,15 @@ def image_workers(pid):
     children started by multiprocessing's spawn (not its resource tracker)."""
     children = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        children |= set((task / "children").read_text().split())
+        # A thread (or a child, below) may end while it is read.
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            children |= set((task / "children").read_text().split())
     found = []
     for child in children:
-        command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        if any(b"spawn_main" in part for part in command):
-            found.append(int(child))
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if any(b"spawn_main" in part for part in command):
+                found.append(int(child))
     return found
 
 

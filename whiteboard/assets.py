@@ -46,6 +46,7 @@ undoable), no op's entries or undo data, no checkpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import logging
@@ -53,7 +54,7 @@ import multiprocessing
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -466,19 +467,35 @@ def image_pool() -> ProcessPoolExecutor:
 
 async def clean_in_worker(data: bytes, max_pixels: int) -> Cleaned:
     """`clean` in the image worker; Refused(503, "busy") when
-    WHITEBOARD_IMAGE_QUEUE uploads of this process are waiting already, or
+    WHITEBOARD_IMAGE_QUEUE images of this process are waiting already, or
     when the worker died (the system killed it for its memory)."""
+    with queued() as pool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, clean, data, max_pixels)
+
+
+def clean_in_worker_sync(data: bytes, max_pixels: int) -> Cleaned:
+    """`clean_in_worker` for synchronous code: a board import's images."""
+    with queued() as pool:
+        return pool.submit(clean, data, max_pixels).result()
+
+
+@contextlib.contextmanager
+def queued() -> Iterator[ProcessPoolExecutor]:
+    """The image worker, for one image, if fewer than WHITEBOARD_IMAGE_QUEUE
+    are waiting for it; a worker that died is dropped (and the image refused)
+    so that the next image starts a new one."""
     global _pool, _waiting
     with _lock:
         if _waiting >= settings.WHITEBOARD_IMAGE_QUEUE:
             raise busy()
         _waiting += 1
+    pool = None
     try:
         pool = image_pool()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, clean, data, max_pixels)
+        yield pool
     except BrokenProcessPool:
-        log.warning("The image worker died; a new one starts at the next upload")
+        log.warning("The image worker died; a new one starts at the next image")
         with _lock:
             if _pool is pool:
                 _pool = None

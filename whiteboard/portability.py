@@ -252,7 +252,9 @@ def checked_assets(raw: Any, named: list[str], limits: p.Limits) -> dict[str, An
         except (binascii.Error, ValueError) as exc:
             raise ImportRefused(f'Image {key!r}: "data" is not base64.') from exc
         try:
-            cleaned[key] = assets.clean(content, limits.max_asset_pixels)
+            # In the image worker, as uploads are: a large image's decoding
+            # never takes this process's memory.
+            cleaned[key] = assets.clean_in_worker_sync(content, limits.max_asset_pixels)
         except Refused as exc:
             raise ImportRefused(f"Image {key!r}: {exc.message}") from exc
     return cleaned

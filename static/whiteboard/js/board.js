@@ -290,6 +290,7 @@ class Board {
 
   on_left(frame) {
     this.follow.left(frame.sid);
+    this.liveNotes.forget(frame.sid);
     this.presence.left(frame.sid);
   }
 
@@ -304,6 +305,7 @@ class Board {
   closed(code) {
     this.synced = false;
     this.follow.reset();
+    this.liveNotes.reset();
     this.presence.reset();
     if (!FINAL_CLOSES.has(code)) return;
     this.closedFinally = true;

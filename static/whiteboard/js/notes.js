@@ -205,8 +205,14 @@ export class LiveNotes {
     return false;
   }
 
+  /** `sid` left: its typing is no longer shown. */
   forget(sid) {
     this.edits.delete(sid);
+  }
+
+  /** The connection closed: nobody's typing is shown until they type again. */
+  reset() {
+    this.edits.clear();
   }
 
   drawOverlay(ctx) {

@@ -34,8 +34,8 @@ run-multi: $(VENV)/.runtime
 # both passes: the second is the production setup, where the page's ops cross
 # Redis and PostgreSQL. Screenshots and server logs land in artifacts/browser/.
 # The passes share nothing (each has its own databases, Redis servers, ports and
-# temporary folders), so they run side by side: about 10 minutes on 2 cores
-# with the bench smoke run, instead of 16 one after the other.
+# temporary folders), so they run side by side: about 14 minutes on 2 cores
+# with the bench smoke run, instead of 26 one after the other.
 test: $(VENV)/.dev
 	scripts/system-deps.sh test
 	$(BIN)/ruff check .

@@ -562,3 +562,22 @@ def test_deleting_a_board_deletes_its_files(
     with django_capture_on_commit_callbacks(execute=True):
         private.delete()
     assert stored_files(media) == []
+
+
+# -- the admin ------------------------------------------------------------------------
+
+
+def test_the_admin_lists_uploads_read_only_with_their_board(
+    admin_client, media, private, editor
+):
+    key = post(as_user(editor), encoded(picture(), "PNG")).json()["asset"]
+    listing = admin_client.get("/admin/whiteboard/asset/")
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert key in page and "secret" in page and "64 × 48" in page
+    assert f'href="/b/secret/assets/{key}"' in page
+    assert "/admin/whiteboard/asset/add/" not in page
+    pk = Asset.objects.get(key=key).pk
+    assert admin_client.get(f"/admin/whiteboard/asset/{pk}/delete/").status_code == 403
+    assert admin_client.post(f"/admin/whiteboard/asset/{pk}/change/").status_code == 403
+    assert Asset.objects.filter(key=key).exists()

@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from . import access, admin_status, oplog, services, thumbnail_views
-from .models import Board, Membership, Op, Presence, ShareLink
+from .models import Asset, Board, Membership, Op, Presence, ShareLink
 from .protocol.messages import OP_TYPES
 
 BOARD_SETTINGS = {"title", "owner", "is_public", "visitor_role", "locked"}
@@ -286,6 +286,43 @@ class PresenceAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Presence._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+# == uploads ========================================================================
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    """The images uploaded to boards (whiteboard/assets.py): what each board
+    holds, who uploaded it, how large. Read-only: an image is named by
+    elements and history, so it goes by `manage.py cleanassets`, or with its
+    board, never from here; `cleanassets --dry-run` lists the unused ones."""
+
+    list_display = ["key", "board", "content_type", "size", "bytes", "uploaded_by"]
+    list_display += ["created_at", "view_link"]
+    list_filter = ["content_type", "created_at"]
+    search_fields = ["key", "board__slug", "board__title", "uploaded_by__username"]
+    list_select_related = ["board", "uploaded_by"]
+    readonly_fields = [f.name for f in Asset._meta.fields] + ["view_link"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="pixels")
+    def size(self, asset):
+        return f"{asset.w} × {asset.h}"
+
+    @admin.display(description="image")
+    def view_link(self, asset):
+        url = reverse("whiteboard:asset", args=[asset.board.slug, asset.key])
+        return format_html('<a href="{}">open</a>', url)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -210,11 +210,18 @@ def children_by_kind(tree):
         command = " ".join(argv)
         if "-m daphne" in command:
             kinds["daphne"].append((pid, argv))
-        elif command.startswith("nginx: master"):
+        elif command.startswith("nginx: master") and not forked_by_nginx(tree, pid):
             kinds["nginx"].append((pid, argv))
         elif "redis-server" in command:
             kinds["redis"].append((pid, argv))
     return kinds
+
+
+def forked_by_nginx(tree, pid):
+    """Whether `pid` is an nginx worker just forked by its master, which
+    still shows the master's title until it sets its own."""
+    parent = (stat_of(pid) or (None, None))[0]
+    return parent in tree and " ".join(tree[parent][1]).startswith("nginx: master")
 
 
 def check_children(run, kinds):

@@ -306,6 +306,7 @@ def test_the_palette_restyles_a_note_and_an_image_only_with_their_own_fields(
 ):
     alice, bob = open_board(board), open_board(board)
     send_file(alice, "paste", png_bytes())
+    alice.wait_count(1)  # the image first: the note is drawn above it
     write_note(alice, "Hi")
 
     alice.tool("select")

@@ -289,11 +289,25 @@ class PresenceAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A list to look at: rows are written by the app (ops, uploads), never
+    added, changed or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 # == uploads ========================================================================
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):
+class AssetAdmin(ReadOnlyAdmin):
     """The images uploaded to boards (whiteboard/assets.py): what each board
     holds, who uploaded it, how large. Read-only: an image is named by
     elements and history, so it goes by `manage.py cleanassets`, or with its
@@ -315,15 +329,6 @@ class AssetAdmin(admin.ModelAdmin):
     def view_link(self, asset):
         url = reverse("whiteboard:asset", args=[asset.board.slug, asset.key])
         return format_html('<a href="{}">open</a>', url)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # == the op log ======================================================================
@@ -351,7 +356,7 @@ class KindFilter(admin.SimpleListFilter):
 
 
 @admin.register(Op)
-class OpAdmin(admin.ModelAdmin):
+class OpAdmin(ReadOnlyAdmin):
     """Each board's op log, newest first: who changed what, and when.
 
     Read-only for everyone, superusers included: the log is append-only, and
@@ -398,15 +403,6 @@ class OpAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         # An op's undo data can be as large as the board (a clear's): unused here.
         return super().get_queryset(request).defer("undo")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="time", ordering="created_at")
     def time(self, op: Op) -> str:

@@ -505,12 +505,10 @@ def queued() -> Iterator[ProcessPoolExecutor]:
             _waiting -= 1
 
 
-def store(request: HttpRequest, board: Board, cleaned: Cleaned, limit: int) -> Asset:
-    """The file into the storage, then the row and the board's bytes in one
-    transaction that checks the quota with the board locked; the file is
-    removed again when that refuses or fails. The file is written outside the
-    transaction so that a slow storage never holds the board's lock."""
-    user = request.user if request.user.is_authenticated else None
+def stored_file(board: Board, cleaned: Cleaned, user: Any, name: str) -> Asset:
+    """An asset of `board` (a new key) holding `cleaned`, its file written to
+    the storage, its row not saved yet: the caller saves it, or deletes the
+    file, in its own transaction."""
     asset = Asset(
         board=board,
         content_type=cleaned.content_type,
@@ -519,7 +517,17 @@ def store(request: HttpRequest, board: Board, cleaned: Cleaned, limit: int) -> A
         bytes=len(cleaned.data),
         uploaded_by=user,
     )
-    asset.file.save("upload", ContentFile(cleaned.data), save=False)
+    asset.file.save(name, ContentFile(cleaned.data), save=False)
+    return asset
+
+
+def store(request: HttpRequest, board: Board, cleaned: Cleaned, limit: int) -> Asset:
+    """The file into the storage, then the row and the board's bytes in one
+    transaction that checks the quota with the board locked; the file is
+    removed again when that refuses or fails. The file is written outside the
+    transaction so that a slow storage never holds the board's lock."""
+    user = request.user if request.user.is_authenticated else None
+    asset = stored_file(board, cleaned, user, "upload")
     try:
         with transaction.atomic():
             row = (

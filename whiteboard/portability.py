@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import protocol as p
 from .identity import actor_key, user_display_name
-from .models import Asset, Board, Checkpoint, Element, Op, Thumbnail, new_asset_key
+from .models import Asset, Board, Checkpoint, Element, Op, Thumbnail
 from .protocol.frames import encode, size
 from .timeline import State
 
@@ -445,19 +444,12 @@ def store_assets(
     """The file's images as uploads of `board`, each under a new id; the new
     ids by the file's. Each stored file is added to `written`, for the caller
     to remove if its transaction fails."""
+    from . import assets
+
     keys: dict[str, str] = {}
     user = owner if getattr(owner, "is_authenticated", False) else None
     for old, image in cleaned.items():
-        asset = Asset(
-            board=board,
-            key=new_asset_key(),
-            content_type=image.content_type,
-            w=image.w,
-            h=image.h,
-            bytes=len(image.data),
-            uploaded_by=user,
-        )
-        asset.file.save("import", ContentFile(image.data), save=False)
+        asset = assets.stored_file(board, image, user, "import")
         written.append(asset)
         asset.save()
         keys[old] = asset.key

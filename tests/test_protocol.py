@@ -1302,7 +1302,7 @@ def test_viewport_number_that_overflows_to_infinity_is_refused():
 def test_viewport_fields_are_exact():
     error = refused({"type": "viewport", "x": 1, "y": 2, "w": 3, "h": 4, "zoom": 2})
     assert error.message == (
-        "viewport message has unknown field 'zoom'; allowed: type, x, y, w, h"
+        "viewport message has unknown field 'zoom'; allowed: type, x, y, w, h, follows"
     )
     error = refused({"type": "viewport", "x": 1, "y": 2, "w": 3})
     assert error.message == "viewport message is missing field 'h'"

@@ -475,19 +475,28 @@ _MESSAGE_KEYS = {
 }
 
 
+# Fields a message may leave out: a viewport's `follows` (this server's
+# feature "follow", docs/protocol.md section 12).
+_OPTIONAL_KEYS = {VIEWPORT: ("follows",)}
+
+
 def _check_keys(env: Envelope) -> dict:
-    """Top-level fields are exact: every one present, no others."""
+    """Top-level fields are exact: every one present (but the optional ones),
+    no others."""
     data, keys = env.data, _MESSAGE_KEYS[env.type]
     for key in keys:
         if key not in data:
             raise BadMessage(f"{env.type} message is missing field {key!r}", env.cid)
     if len(data) != len(keys):
-        extra = next(key for key in data if key not in keys)
-        allowed = ", ".join(keys)
-        text = (
-            f"{env.type} message has unknown field {_show(extra)}; allowed: {allowed}"
-        )
-        raise BadMessage(text, env.cid)
+        optional = _OPTIONAL_KEYS.get(env.type, ())
+        extra = next((k for k in data if k not in keys and k not in optional), None)
+        if extra is not None:
+            allowed = ", ".join((*keys, *optional))
+            text = (
+                f"{env.type} message has unknown field {_show(extra)}; "
+                f"allowed: {allowed}"
+            )
+            raise BadMessage(text, env.cid)
     return data
 
 
@@ -562,17 +571,10 @@ _SIDE = _Field(_check_side, _SIDE_RULE)
 
 
 def _validate_viewport(env: Envelope, limits: Limits) -> Viewport:
-    # `follows` (feature "follow") is the one optional field: null or a sid.
-    follows = env.data.get("follows")
-    if "follows" in env.data:
-        if follows is not None and not (
-            type(follows) is str and ID_RE.fullmatch(follows)  # a sid's shape
-        ):
-            text = "viewport field 'follows' must be null or a sid"
-            raise BadMessage(text, env.cid)
-        rest = {key: value for key, value in env.data.items() if key != "follows"}
-        env = Envelope(env.type, env.cid, rest)
     data = _check_keys(env)
+    follows = data.get("follows")  # null, or a sid's shape
+    if follows is not None and not (type(follows) is str and ID_RE.fullmatch(follows)):
+        raise BadMessage("viewport field 'follows' must be null or a sid", env.cid)
     counts = range(0)  # viewports have no points
     return Viewport(
         _checked("x", data["x"], "x", counts, env.cid),
